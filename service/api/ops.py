@@ -1,0 +1,49 @@
+"""Operations routes: liveness, readiness (database and Redis), Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service.api.deps import ResourcesDep
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(res: ResourcesDep) -> JSONResponse:
+    """200 when both PostgreSQL and Redis answer within 2 s, else 503 naming what failed."""
+    checks = {"database": _database(res), "redis": _redis(res)}
+    results = await asyncio.gather(*checks.values(), return_exceptions=True)
+    status = {
+        name: "ok" if result is True else "unavailable"
+        for name, result in zip(checks, results, strict=True)
+    }
+    ready = all(value == "ok" for value in status.values())
+    return JSONResponse(status, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _database(res: ResourcesDep) -> bool:
+    async with asyncio.timeout(2), res.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return True
+
+
+async def _redis(res: ResourcesDep) -> bool:
+    async with asyncio.timeout(2):
+        return bool(await res.redis.ping())

@@ -1,0 +1,76 @@
+"""Request and response bodies of the internal API. Responses never carry a secret."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.models import Connection, ConnectionEvent
+
+
+class AuthorizationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str = Field(min_length=1, max_length=200)
+    site: str | None = Field(default=None, max_length=255)
+    domain: str | None = Field(default=None, max_length=100)
+    return_to: str | None = Field(default=None, max_length=2000)
+
+
+class AuthorizationOut(BaseModel):
+    authorize_url: str
+    expires_at: datetime
+
+
+class TransitionOut(BaseModel):
+    at: datetime
+    from_status: str | None
+    to_status: str
+    reason: str
+
+    @classmethod
+    def of(cls, event: ConnectionEvent) -> TransitionOut:
+        return cls(
+            at=event.at,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            reason=event.reason,
+        )
+
+
+class ConnectionOut(BaseModel):
+    id: uuid.UUID
+    account_id: str
+    dd_org_id: str
+    dd_org_name: str
+    domain: str
+    status: str
+    status_reason: str | None
+    scopes: list[str]
+    access_token_expires_at: datetime | None
+    has_api_key: bool
+    created_at: datetime
+    updated_at: datetime
+    history: list[TransitionOut] | None = None
+
+    @classmethod
+    def of(
+        cls, connection: Connection, history: list[ConnectionEvent] | None = None
+    ) -> ConnectionOut:
+        return cls(
+            id=connection.id,
+            account_id=connection.account_id,
+            dd_org_id=connection.dd_org_id,
+            dd_org_name=connection.dd_org_name,
+            domain=connection.domain,
+            status=connection.status,
+            status_reason=connection.status_reason,
+            scopes=connection.scopes,
+            access_token_expires_at=connection.access_token_expires_at,
+            has_api_key=connection.api_key is not None,
+            created_at=connection.created_at,
+            updated_at=connection.updated_at,
+            history=None if history is None else [TransitionOut.of(e) for e in history],
+        )

@@ -1,0 +1,106 @@
+"""Connections: lookup, status transitions with their history, and sealed credentials.
+
+A connection is one customer org (domain + `dd_oid`) for a partner account. Its secrets are
+sealed with the key ring under a context naming the connection and the field, and are only
+ever opened in memory to make a Datadog call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.crypto import KeyRing
+from service.datadog.client import TokenGrant
+from service.errors import NotFound
+from service.models import Connection, ConnectionEvent, ConnectionStatus, utcnow
+
+SecretField = Literal["access_token", "refresh_token", "api_key"]
+
+
+async def get_connection(session: AsyncSession, connection_id: uuid.UUID) -> Connection:
+    connection = await session.get(Connection, connection_id)
+    if connection is None:
+        raise NotFound(f"no connection with id {connection_id}")
+    return connection
+
+
+async def list_connections(session: AsyncSession, account_id: str | None) -> Sequence[Connection]:
+    query = select(Connection).order_by(Connection.created_at, Connection.id)
+    if account_id is not None:
+        query = query.where(Connection.account_id == account_id)
+    return (await session.scalars(query)).all()
+
+
+async def find_by_org(session: AsyncSession, domain: str, dd_org_id: str) -> Connection | None:
+    """The connection of an org, locked for update (re-authorization updates it in place)."""
+    query = (
+        select(Connection)
+        .where(Connection.domain == domain, Connection.dd_org_id == dd_org_id)
+        .with_for_update()
+    )
+    return (await session.scalars(query)).one_or_none()
+
+
+async def history(session: AsyncSession, connection_id: uuid.UUID) -> Sequence[ConnectionEvent]:
+    query = (
+        select(ConnectionEvent)
+        .where(ConnectionEvent.connection_id == connection_id)
+        .order_by(ConnectionEvent.id)
+    )
+    return (await session.scalars(query)).all()
+
+
+def transition(
+    session: AsyncSession, connection: Connection, status: ConnectionStatus, reason: str
+) -> None:
+    """Move to `status` with `reason`, recording the transition (also a same-status reason)."""
+    if connection.status == status and connection.status_reason == reason:
+        return
+    session.add(
+        ConnectionEvent(
+            connection_id=connection.id,
+            from_status=connection.status,
+            to_status=status,
+            reason=reason,
+        )
+    )
+    connection.status = status
+    connection.status_reason = reason
+
+
+def seal(keyring: KeyRing, connection: Connection, field: SecretField, value: str) -> bytes:
+    return keyring.seal(value, context=f"connection:{connection.id}:{field}")
+
+
+def open_secret(keyring: KeyRing, connection: Connection, field: SecretField) -> str | None:
+    sealed: bytes | None = getattr(connection, field)
+    if sealed is None:
+        return None
+    return keyring.open(sealed, context=f"connection:{connection.id}:{field}")
+
+
+def store_grant(keyring: KeyRing, connection: Connection, grant: TokenGrant) -> None:
+    """Store a token answer: the new access token and, if sent, the new refresh token.
+
+    Datadog may or may not invalidate the old refresh token, so the newest one is always kept
+    and the old one survives only when the answer carried none.
+    """
+    connection.access_token = seal(keyring, connection, "access_token", grant.access_token)
+    if grant.refresh_token is not None:
+        connection.refresh_token = seal(keyring, connection, "refresh_token", grant.refresh_token)
+    connection.access_token_expires_at = utcnow() + timedelta(seconds=grant.expires_in)
+    if grant.scopes:
+        connection.scopes = grant.scopes
+
+
+def erase_secrets(connection: Connection) -> None:
+    connection.access_token = None
+    connection.refresh_token = None
+    connection.api_key = None
+    connection.access_token_expires_at = None

@@ -1,0 +1,1 @@
+"""Talking to Datadog: typed calls per site and the errors their answers become."""

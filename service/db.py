@@ -1,0 +1,46 @@
+"""Database plumbing: the async engine, sessions, and running Alembic migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from alembic import command
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An asyncpg engine that checks connections before use, so a restarted database heals."""
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"timeout": 5, "command_timeout": 30},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit (no lazy loads in async code)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    """Upgrade the schema to `revision` with Alembic (the only way the schema changes).
+
+    Runs its own event loop (Alembic's env.py calls `asyncio.run`), so call it from
+    synchronous code or a worker thread.
+    """
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, revision)

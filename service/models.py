@@ -1,0 +1,133 @@
+"""The database schema as SQLAlchemy 2.0 typed mappings (Alembic migrations create it).
+
+Plain SQLAlchemy rather than SQLModel tables: every column here is also a migration, and the
+typed `Mapped[...]` declarations keep `mypy --strict` exact about PostgreSQL-specific types
+(BYTEA, arrays, timestamptz) that SQLModel would hide behind `sa_column` anyway.
+Secret columns hold `service.crypto` ciphertexts, never plaintext.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ConnectionStatus(enum.StrEnum):
+    """Where a connection stands; see the design's state diagram."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    KEY_INVALID = "key_invalid"
+    REAUTH_REQUIRED = "reauth_required"
+    DISCONNECTED = "disconnected"
+
+
+_STATUSES = ", ".join(f"'{status.value}'" for status in ConnectionStatus)
+TIMESTAMP = DateTime(timezone=True)
+
+
+class Connection(Base):
+    """One customer Datadog org (domain + `dd_oid`) connected for a partner account."""
+
+    __tablename__ = "connections"
+    __table_args__ = (
+        UniqueConstraint("domain", "dd_org_id"),
+        CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    account_id: Mapped[str] = mapped_column(String(200), index=True)
+    domain: Mapped[str] = mapped_column(String(100))
+    dd_org_id: Mapped[str] = mapped_column(String(64))
+    dd_org_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[ConnectionStatus] = mapped_column(String(32))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(100)))
+    access_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    access_token_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    api_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP, default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP, default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+class ConnectionEvent(Base):
+    """One status transition of a connection, with when and why."""
+
+    __tablename__ = "connection_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(TIMESTAMP, default=utcnow, server_default=func.now())
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class OAuthFlow(Base):
+    """One authorization attempt, from the partner's request to Datadog's callback.
+
+    The ticket (in the start link), the `state` and the browser id are stored only as SHA-256
+    digests; the PKCE verifier is sealed. A flow is usable once: `started_at` and
+    `completed_at` are set by conditional updates.
+    """
+
+    __tablename__ = "oauth_flows"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    ticket_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    state_hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    browser_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    code_verifier: Mapped[bytes | None] = mapped_column(LargeBinary)
+    account_id: Mapped[str] = mapped_column(String(200))
+    app_host: Mapped[str] = mapped_column(String(255))
+    domain: Mapped[str | None] = mapped_column(String(100))
+    return_to: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP, default=utcnow, server_default=func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    completed_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL")
+    )

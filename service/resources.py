@@ -1,0 +1,62 @@
+"""The long-lived resources of a process, opened and closed in one place.
+
+The FastAPI lifespan and the arq worker's start-up both call `open_resources`, so the API and
+the worker share one engine, one arq pool and one Datadog HTTP client per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from service.crypto import KeyRing
+from service.datadog.client import DatadogClient, DatadogUrls
+from service.db import create_engine, create_sessionmaker
+from service.settings import Settings
+from service.sites import SiteRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+    datadog: DatadogClient
+    keyring: KeyRing
+    sites: SiteRegistry
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Open everything a process needs; close it all on exit, in reverse order."""
+    keyring = KeyRing(key.get_secret_value() for key in settings.encryption_keys)
+    sites = SiteRegistry(settings.extra_sites)
+    engine = create_engine(settings.database_url)
+    redis = await create_pool(redis_settings(settings))
+    timeout = httpx.Timeout(settings.datadog_timeout_seconds, connect=5.0)
+    try:
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, headers={"User-Agent": "ddbridge"}
+        ) as http:
+            yield Resources(
+                settings=settings,
+                engine=engine,
+                sessionmaker=create_sessionmaker(engine),
+                redis=redis,
+                datadog=DatadogClient(http, DatadogUrls(settings.datadog_url_template)),
+                keyring=keyring,
+                sites=sites,
+            )
+    finally:
+        await redis.aclose()
+        await engine.dispose()

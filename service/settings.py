@@ -1,0 +1,127 @@
+"""Configuration from the environment (prefix `DDBRIDGE_`), validated once at start-up.
+
+Settings are read when a process starts (`Settings()` in the CLI, the FastAPI lifespan or the
+arq start-up), never at import time. Comma-separated lists are plain strings in the
+environment; secrets are `SecretStr` so they never print.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ClientCredentials(BaseModel):
+    """One OAuth client as registered with Datadog on a site."""
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class DatabaseSettings(BaseSettings):
+    """The part of the environment that migrations and read-only operator commands need."""
+
+    model_config = SettingsConfigDict(env_prefix="DDBRIDGE_", extra="ignore")
+
+    database_url: str
+
+
+class Settings(DatabaseSettings):
+    """Everything ddbridge reads from its environment."""
+
+    mode: Literal["production", "dev"] = "production"
+    redis_url: str
+    public_url: str = "http://127.0.0.1:8000"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    clients: dict[str, ClientCredentials] = {}
+    redirect_uri: str | None = None
+    internal_tokens: Annotated[list[SecretStr], NoDecode] = Field(min_length=1)
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(min_length=1)
+    datadog_url_template: str = "https://{host}"
+    extra_sites: CommaList = []
+    signin_url: str | None = None
+    webhook_url: str | None = None
+    return_to_origins: CommaList = []
+    """Origins `return_to` may point at, besides `public_url`'s own."""
+    flow_ttl_seconds: int = Field(default=600, gt=0)
+    """How long an authorization link and its `state` stay usable."""
+    refresh_margin_seconds: int = Field(default=600, ge=0)
+    """Access tokens are refreshed this long before they expire."""
+    datadog_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator(
+        "internal_tokens", "encryption_keys", "extra_sites", "return_to_origins", mode="before"
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("datadog_url_template")
+    @classmethod
+    def _has_host(cls, value: str) -> str:
+        if "{host}" not in value:
+            raise ValueError("must contain {host}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _client_configured(self) -> Settings:
+        if self.client_id is None and not self.clients:
+            raise ValueError("set DDBRIDGE_CLIENT_ID/DDBRIDGE_CLIENT_SECRET or DDBRIDGE_CLIENTS")
+        if (self.client_id is None) != (self.client_secret is None):
+            raise ValueError("DDBRIDGE_CLIENT_ID and DDBRIDGE_CLIENT_SECRET go together")
+        return self
+
+    @property
+    def callback_url(self) -> str:
+        """The `redirect_uri` registered with Datadog."""
+        return self.redirect_uri or f"{self.public_url}/oauth/callback"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def client_for(self, domain: str) -> ClientCredentials:
+        """The OAuth client registered on `domain`: the `CLIENTS` entry, else the default."""
+        client = self.clients.get(domain)
+        if client is not None:
+            return client
+        assert self.client_id is not None
+        assert self.client_secret is not None
+        return ClientCredentials(client_id=self.client_id, client_secret=self.client_secret)
+
+    def allowed_return_origins(self) -> frozenset[str]:
+        return frozenset([_origin(self.public_url), *map(_origin, self.return_to_origins)])
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin_of(url: str) -> str | None:
+    """The `scheme://host[:port]` of an absolute http(s) URL without credentials, else None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return None
+    return _origin(url)

@@ -1,0 +1,109 @@
+"""The arq worker: token refresh jobs and the cron that finds due work in PostgreSQL.
+
+`ddbridge worker` runs it with settings read at start-up. `arq worker.main.WorkerSettings`
+also works for containers; arq needs its Redis address on the class, so only that one value
+is read from `DDBRIDGE_REDIS_URL` when this module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from arq import cron
+from arq.connections import RedisSettings
+from sqlalchemy import delete, select
+
+from service import jobs, tokens
+from service.datadog.errors import DatadogUnavailable
+from service.metrics import TOKEN_REFRESHES
+from service.models import Connection, OAuthFlow, utcnow
+from service.resources import Resources, open_resources
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Readable retry schedule for refreshes Datadog could not answer (seconds, jitter by arq).
+REFRESH_RETRY_DELAYS = [5, 15, 60, 300]
+FLOW_RETENTION = timedelta(days=1)
+
+
+def resources(ctx: dict[str, Any]) -> Resources:
+    res: Resources = ctx["resources"]
+    return res
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    stack = AsyncExitStack()
+    ctx["stack"] = stack
+    ctx["resources"] = await stack.enter_async_context(open_resources(Settings()))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["stack"].aclose()
+
+
+async def refresh_connection(ctx: dict[str, Any], connection_id: str) -> str:
+    """Refresh one connection's token if it is due; reschedule the next refresh."""
+    res = resources(ctx)
+    margin = timedelta(seconds=res.settings.refresh_margin_seconds)
+    try:
+        outcome = await tokens.refresh_connection(res, uuid.UUID(connection_id), margin=margin)
+    except DatadogUnavailable as exc:
+        TOKEN_REFRESHES.labels(result="unavailable").inc()
+        delay = REFRESH_RETRY_DELAYS[min(ctx["job_try"] - 1, len(REFRESH_RETRY_DELAYS) - 1)]
+        log.warning("refresh of %s deferred %ss: %s", connection_id, delay, exc.description)
+        await res.redis.enqueue_job(
+            jobs.REFRESH_CONNECTION,
+            connection_id,
+            _job_id=f"{jobs.REFRESH_CONNECTION}:{connection_id}:retry:{utcnow().timestamp()}",
+            _defer_by=delay,
+        )
+        return "unavailable"
+    TOKEN_REFRESHES.labels(result=outcome.result).inc()
+    if outcome.expires_at is not None:
+        await jobs.schedule_refresh(res.redis, uuid.UUID(connection_id), outcome.expires_at, margin)
+    return outcome.result
+
+
+async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
+    """Ring a refresh for every connection whose token is due (covers lost Redis jobs)."""
+    res = resources(ctx)
+    margin = timedelta(seconds=res.settings.refresh_margin_seconds)
+    async with res.sessionmaker() as session:
+        due = (
+            await session.scalars(
+                select(Connection.id).where(
+                    Connection.status.in_(tokens.REFRESHABLE),
+                    Connection.refresh_token.is_not(None),
+                    Connection.access_token_expires_at < utcnow() + margin,
+                )
+            )
+        ).all()
+        await session.execute(
+            delete(OAuthFlow).where(OAuthFlow.expires_at < utcnow() - FLOW_RETENTION)
+        )
+        await session.commit()
+    for connection_id in due:
+        await res.redis.enqueue_job(
+            jobs.REFRESH_CONNECTION, str(connection_id), _job_id=f"reconcile:{connection_id}"
+        )
+    return len(due)
+
+
+class WorkerSettings:
+    """arq's entry point (see the module docstring for why `redis_settings` is read here)."""
+
+    functions: ClassVar = [refresh_connection]
+    cron_jobs: ClassVar = [cron(reconcile_refreshes, second=0, run_at_startup=True)]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(
+        os.environ.get("DDBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    max_jobs = 50
+    keep_result = 60
