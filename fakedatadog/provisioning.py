@@ -1,0 +1,74 @@
+"""Create orgs and OAuth client registrations, as Datadog's sign-up and developer platform do."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from fakedatadog.errors import ControlError
+from fakedatadog.state import Client, EmulatorState, Org
+from service.sites import Site, UnknownSiteError
+
+
+def create_org(
+    state: EmulatorState, *, name: str, domain: str, subdomain: str | None, dd_oid: str | None
+) -> Org:
+    """Register an org on the site `domain`, optionally with a custom subdomain app host.
+
+    400 for an unknown domain or a subdomain that is not a free customer label there;
+    409 for a dd_oid or subdomain already taken.
+    """
+    site = _site(state, domain)
+    org = Org(dd_oid=dd_oid or str(uuid.uuid4()), name=name, site=site, subdomain=subdomain)
+    if org.dd_oid in state.orgs:
+        raise ControlError(409, f"org {org.dd_oid} already exists")
+    if subdomain is not None:
+        try:
+            parsed, _ = state.registry.parse_site(org.app_host)
+        except UnknownSiteError as exc:
+            raise ControlError(400, str(exc)) from exc
+        if parsed != site or any(org.app_host == s.app_host for s in state.registry.sites):
+            raise ControlError(400, f"{org.app_host} is a Datadog host, not a customer subdomain")
+        if any(other.app_host == org.app_host for other in state.orgs.values()):
+            raise ControlError(409, f"subdomain host {org.app_host} is already taken")
+    state.orgs[org.dd_oid] = org
+    return org
+
+
+def register_client(
+    state: EmulatorState,
+    *,
+    client_id: str | None,
+    client_secret: str | None,
+    name: str,
+    domain: str,
+    redirect_uris: Sequence[str],
+    scopes: Sequence[str],
+    published: bool,
+    sandbox_org: str | None,
+) -> Client:
+    """Register (or re-register) a client on the site `domain`; random credentials if absent.
+
+    Re-registering a client_id on the same site replaces it, as rotating a secret does: the
+    old secret stops working at once and existing grants stay valid. 400 for an unknown domain.
+    """
+    site = _site(state, domain)
+    client = Client(
+        client_id=client_id or str(uuid.uuid4()),
+        client_secret=state.remember_secret(client_secret or state.new_secret()),
+        name=name,
+        site=site,
+        redirect_uris=tuple(redirect_uris),
+        scopes=tuple(scopes),
+        published=published,
+        sandbox_org=sandbox_org,
+    )
+    state.clients[(site.domain, client.client_id)] = client
+    return client
+
+
+def _site(state: EmulatorState, domain: str) -> Site:
+    try:
+        return state.registry.by_domain(domain)
+    except UnknownSiteError as exc:
+        raise ControlError(400, str(exc)) from exc
