@@ -1,0 +1,110 @@
+"""The embedded PostgreSQL and Redis really start, serve, keep their data and port, and stop."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+import redis.asyncio
+
+from service.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+async def test_postgres_keeps_data_and_port_across_restarts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "postgres"
+    with EmbeddedPostgres(data_dir) as pg:
+        port = pg.port
+        assert pg.url() == f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        pg.start()  # idempotent
+        pg.create_database("ddbridge")
+        pg.create_database("ddbridge")  # idempotent
+        conn = await asyncpg.connect(_asyncpg_dsn(pg.url("ddbridge")))
+        try:
+            assert await conn.fetchval("SHOW server_encoding") == "UTF8"
+            collation = "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+            assert await conn.fetchval(collation) == "C"
+            await conn.execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('hello')")
+        finally:
+            await conn.close()
+    pg.stop()  # idempotent
+    with pytest.raises(ConnectionRefusedError):
+        await asyncpg.connect(_asyncpg_dsn(pg.url()), timeout=5)
+
+    with EmbeddedPostgres(data_dir) as again:
+        assert again.port == port
+        conn = await asyncpg.connect(_asyncpg_dsn(again.url("ddbridge")))
+        try:
+            assert await conn.fetchval("SELECT v FROM kept") == "hello"
+        finally:
+            await conn.close()
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+
+def test_postgres_left_by_a_killed_parent_is_adopted_then_stopped(tmp_path: Path) -> None:
+    data_dir = tmp_path / "postgres"
+    child = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from service.embedded import EmbeddedPostgres
+        EmbeddedPostgres(Path({str(data_dir)!r})).start()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    repo = Path(__file__).resolve().parents[1]
+    killed = subprocess.run([sys.executable, "-c", child], cwd=repo, check=False, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    leftover = _postmaster_pid(data_dir)
+
+    pg = EmbeddedPostgres(data_dir)
+    pg.start()
+    assert _postmaster_pid(data_dir) == leftover
+    pg.stop()
+    assert not psutil.pid_exists(leftover) or psutil.Process(leftover).status() == psutil.STATUS_ZOMBIE
+
+
+async def test_redis_serves_then_stops(tmp_path: Path) -> None:
+    data_dir = tmp_path / "redis"
+    with EmbeddedRedis(data_dir) as server:
+        assert server.url(3) == f"redis://127.0.0.1:{server.port}/3"
+        assert EmbeddedRedis(data_dir).port == server.port
+        client = redis.asyncio.Redis.from_url(server.url())
+        try:
+            assert await client.ping()
+            await client.set("greeting", "hello")
+            assert await client.get("greeting") == b"hello"
+        finally:
+            await client.aclose()
+        pid = int((data_dir / "redis.pid").read_text())
+        server.start()  # idempotent
+        assert int((data_dir / "redis.pid").read_text()) == pid
+    assert not (data_dir / "redis.pid").exists()
+    client = redis.asyncio.Redis.from_url(server.url())
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await client.ping()
+    finally:
+        await client.aclose()
+
+
+def test_a_second_handle_keeps_the_server_until_it_stops(tmp_path: Path) -> None:
+    first, second = EmbeddedRedis(tmp_path), EmbeddedRedis(tmp_path)
+    first.start()
+    second.start()
+    pid = int((tmp_path / "redis.pid").read_text())
+    first.stop()
+    assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    second.stop()
+    assert not (tmp_path / "redis.pid").exists()
