@@ -1,0 +1,158 @@
+"""The `ddbridge` command line: run the API or worker, the whole dev stack, migrations, and
+operator tasks.
+
+When `DDBRIDGE_DATABASE_URL` / `DDBRIDGE_REDIS_URL` are unset, the run commands start a real
+PostgreSQL and Redis from wheels with their data under `./.ddbridge/` (see `service.embedded`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from arq.worker import run_worker
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import connections as conns
+from service.api.schemas import ConnectionOut
+from service.db import create_engine, create_sessionmaker, migrate
+from service.embedded import EmbeddedPostgres, EmbeddedRedis
+from service.resources import redis_settings
+from service.settings import DatabaseSettings, Settings
+
+T = TypeVar("T")
+
+DATA_DIR = Path(".ddbridge")
+EMBEDDED_DATABASE = "ddbridge"
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+connections_app = typer.Typer(help="Inspect connections (never shows a secret).")
+app.add_typer(connections_app, name="connections")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    # httpx logs every request URL at INFO; ours carry no secrets, but keep it quiet.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@contextmanager
+def embedded_services(data_dir: Path) -> Iterator[None]:
+    """Start embedded PostgreSQL/Redis for whichever URL is unset, exporting the URL."""
+    with ExitStack() as stack:
+        if not os.environ.get("DDBRIDGE_DATABASE_URL"):
+            postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
+            postgres.create_database(EMBEDDED_DATABASE)
+            os.environ["DDBRIDGE_DATABASE_URL"] = postgres.url(EMBEDDED_DATABASE)
+            typer.echo(f"embedded PostgreSQL on port {postgres.port}", err=True)
+        if not os.environ.get("DDBRIDGE_REDIS_URL"):
+            redis = stack.enter_context(EmbeddedRedis(data_dir / "redis"))
+            os.environ["DDBRIDGE_REDIS_URL"] = redis.url()
+            typer.echo(f"embedded Redis on port {redis.port}", err=True)
+        yield
+
+
+DataDirOption = Annotated[Path, typer.Option(help="Where embedded services keep their data.")]
+
+
+@app.command()
+def api(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_dir: DataDirOption = DATA_DIR,
+    log_level: str = "INFO",
+) -> None:
+    """Serve the HTTP API (onboarding, callback, internal API, health, metrics)."""
+    configure_logging(log_level)
+    with embedded_services(data_dir):
+        uvicorn.run(
+            "service.main:app",
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            proxy_headers=True,
+        )
+
+
+@app.command()
+def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
+    """Run an arq worker: token refreshes and the reconciling cron."""
+    from worker.main import WorkerSettings  # noqa: PLC0415 - worker code only for this command
+
+    configure_logging(log_level)
+    with embedded_services(data_dir):
+        run_worker(WorkerSettings, redis_settings=redis_settings(Settings()))  # type: ignore[arg-type]
+
+
+@app.command("migrate")
+def migrate_command(data_dir: DataDirOption = DATA_DIR) -> None:
+    """Upgrade the database schema to the newest migration."""
+    configure_logging("WARNING")
+    with embedded_services(data_dir):
+        migrate(DatabaseSettings().database_url)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def dev(
+    api_port: int = 8000,
+    emulator_port: int = 8126,
+    data_dir: DataDirOption = DATA_DIR,
+) -> None:
+    """Run everything locally: PostgreSQL, Redis, the Datadog emulator, the API and a worker."""
+    from service.devstack import run_dev_stack  # noqa: PLC0415 - dev-only dependencies
+
+    configure_logging("INFO")
+    with embedded_services(data_dir):
+        run_dev_stack(data_dir=data_dir, api_port=api_port, emulator_port=emulator_port)
+
+
+@connections_app.command("list")
+def connections_list(account_id: Annotated[str | None, typer.Option()] = None) -> None:
+    """List connections (all, or one account's) as JSON lines."""
+
+    async def load(session: AsyncSession) -> list[ConnectionOut]:
+        return [ConnectionOut.of(c) for c in await conns.list_connections(session, account_id)]
+
+    for connection in _with_session(load):
+        typer.echo(connection.model_dump_json())
+
+
+@connections_app.command("show")
+def connections_show(connection_id: uuid.UUID) -> None:
+    """Show one connection with its status history."""
+
+    async def load(session: AsyncSession) -> ConnectionOut:
+        connection = await conns.get_connection(session, connection_id)
+        return ConnectionOut.of(connection, list(await conns.history(session, connection_id)))
+
+    typer.echo(_with_session(load).model_dump_json(indent=2))
+
+
+def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one read against `DDBRIDGE_DATABASE_URL` in a short-lived engine."""
+
+    async def run() -> T:
+        engine = create_engine(DatabaseSettings().database_url, pool_size=1)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                return await query(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,177 @@
+"""`ddbridge dev`: the emulator, the API and a worker as child processes, wired together.
+
+Dev secrets (encryption key, internal token, OAuth client) are generated once and kept in
+`<data dir>/dev.json`, so connections made in one run still open in the next. Variables already
+set in the environment win over the generated ones. Ctrl-C (or any child exiting) stops all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import httpx
+import typer
+
+from service.crypto import generate_key
+from service.db import migrate
+from service.sites import KNOWN_SITES
+
+DEMO_SCOPES = [
+    "api_keys_write",
+    "monitors_read",
+    "incident_read",
+    "incident_write",
+    "metrics_read",
+    "events_read",
+]
+READY_TIMEOUT_SECONDS = 60.0
+
+
+def dev_secrets(data_dir: Path) -> dict[str, str]:
+    """The generated dev configuration, created on first use and reused after."""
+    path = data_dir / "dev.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    values = {
+        "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
+        "DDBRIDGE_INTERNAL_TOKENS": secrets.token_urlsafe(32),
+        "DDBRIDGE_CLIENT_ID": f"demo-{secrets.token_hex(8)}",
+        "DDBRIDGE_CLIENT_SECRET": secrets.token_urlsafe(32),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(values, indent=2))
+    return values
+
+
+def dev_environment(data_dir: Path, api_port: int, emulator_port: int) -> dict[str, str]:
+    defaults = {
+        **dev_secrets(data_dir),
+        "DDBRIDGE_MODE": "dev",
+        "DDBRIDGE_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        "DDBRIDGE_DATADOG_URL_TEMPLATE": f"http://127.0.0.1:{emulator_port}/{{host}}",
+    }
+    return {**defaults, **os.environ}
+
+
+def register_demo_org_and_client(emulator: str, env: dict[str, str]) -> None:
+    """Give the emulator one demo org per site (plus a custom-subdomain one) and our client."""
+    redirect_uri = (
+        env.get("DDBRIDGE_REDIRECT_URI") or f"{env['DDBRIDGE_PUBLIC_URL']}/oauth/callback"
+    )
+    with httpx.Client(base_url=emulator, timeout=10) as http:
+        if http.get("/_emulator/orgs").json():
+            return
+        for site in KNOWN_SITES:
+            http.post(
+                "/_emulator/orgs", json={"name": f"Demo org {site.name}", "domain": site.domain}
+            )
+            http.post(
+                "/_emulator/clients",
+                json={
+                    "client_id": env["DDBRIDGE_CLIENT_ID"],
+                    "client_secret": env["DDBRIDGE_CLIENT_SECRET"],
+                    "name": "ddbridge demo",
+                    "domain": site.domain,
+                    "redirect_uris": [redirect_uri],
+                    "scopes": DEMO_SCOPES,
+                    "published": True,
+                },
+            ).raise_for_status()
+        http.post(
+            "/_emulator/orgs",
+            json={
+                "name": "Acme (custom subdomain)",
+                "domain": "datadoghq.com",
+                "subdomain": "acme",
+            },
+        ).raise_for_status()
+
+
+def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
+    """Run until Ctrl-C or until a child exits; always stop every child."""
+    env = dev_environment(data_dir, api_port, emulator_port)
+    migrate(env["DDBRIDGE_DATABASE_URL"])
+    public_url = env["DDBRIDGE_PUBLIC_URL"]
+    emulator = f"http://127.0.0.1:{emulator_port}"
+    python = sys.executable
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    with _stopping(processes):
+        processes["emulator"] = _start(
+            env, [python, "-m", "fakedatadog", "--port", str(emulator_port)]
+        )
+        _wait_ready(f"{emulator}/_emulator/health")
+        register_demo_org_and_client(emulator, env)
+        processes["api"] = _start(env, [python, "-m", "service", "api", "--port", str(api_port)])
+        processes["worker"] = _start(env, [python, "-m", "service", "worker"])
+        _wait_ready(f"{public_url}/readyz")
+        typer.echo(
+            "\nddbridge is running. Open this URL to connect a demo Datadog org:\n\n"
+            f"  {public_url}/oauth/onboarding?site=app.datadoghq.com&domain=datadoghq.com\n\n"
+            f"Internal API: {public_url}/internal/v1 "
+            f"(Authorization: Bearer {env['DDBRIDGE_INTERNAL_TOKENS'].split(',')[0]})\n"
+            "Press Ctrl-C to stop.\n",
+        )
+        _supervise(processes)
+
+
+def _start(env: dict[str, str], command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env)  # noqa: S603 - our own fixed commands
+
+
+@contextmanager
+def _stopping(processes: dict[str, subprocess.Popen[bytes]]) -> Iterator[None]:
+    """On exit, SIGTERM every child still running, then wait (kill after 15 s)."""
+    try:
+        yield
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                typer.echo(f"{name} did not stop in 15 s; killing it", err=True)
+                process.kill()
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready in {READY_TIMEOUT_SECONDS:.0f} s")
+
+
+def _supervise(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Return on SIGTERM, Ctrl-C, or when any child exits (naming it)."""
+    stop = False
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                typer.echo(f"{name} exited with status {process.returncode}; stopping", err=True)
+                return
+        time.sleep(0.5)
