@@ -1,0 +1,1 @@
+"""Tests of the Datadog emulator, run against a real `python -m fakedatadog` process."""
