@@ -71,7 +71,7 @@ def register_demo_org_and_client(emulator: str, env: dict[str, str]) -> None:
         env.get("DDBRIDGE_REDIRECT_URI") or f"{env['DDBRIDGE_PUBLIC_URL']}/oauth/callback"
     )
     with httpx.Client(base_url=emulator, timeout=10) as http:
-        if http.get("/_emulator/orgs").json():
+        if http.get("/_emulator/orgs").json()["orgs"]:
             return
         for site in KNOWN_SITES:
             http.post(

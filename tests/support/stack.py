@@ -1,0 +1,183 @@
+"""The running stack as tests drive it: the partner's internal API calls, a browser with its
+own cookie jar, and the emulator's control plane, all over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from service.sites import KNOWN_SITES
+from tests.support.processes import Child
+
+CLIENT_SCOPES = ["api_keys_write", "monitors_read", "incident_write", "incident_read"]
+
+
+def asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+
+
+@dataclass
+class Recorder:
+    """What the whole run exposed: every response ddbridge sent, and every secret issued."""
+
+    responses: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+    async def record(self, response: httpx.Response) -> None:
+        await response.aread()
+        headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+        self.responses.append(f"{response.url}\n{headers}\n{response.text}")
+
+
+@dataclass
+class Stack:
+    api_url: str
+    emulator_url: str
+    database_url: str
+    redis_url: str
+    internal_token: str
+    client_id: str
+    client_secret: str
+    log_dir: Path
+    children: list[Child] = field(default_factory=list)
+    _api: httpx.AsyncClient | None = None
+    _emu: httpx.AsyncClient | None = None
+    _recorder: Recorder | None = None
+
+    @asynccontextmanager
+    async def clients(self, recorder: Recorder) -> AsyncIterator[Stack]:
+        """A copy of the stack with open clients; every ddbridge response is recorded."""
+        hooks: dict[str, list[Any]] = {"response": [recorder.record]}
+        async with (
+            httpx.AsyncClient(
+                base_url=self.api_url,
+                headers={"Authorization": f"Bearer {self.internal_token}"},
+                event_hooks=hooks,
+                timeout=30,
+            ) as api,
+            httpx.AsyncClient(base_url=self.emulator_url, timeout=30) as emu,
+        ):
+            yield replace(self, _api=api, _emu=emu, _recorder=recorder)
+
+    @property
+    def api(self) -> httpx.AsyncClient:
+        """The partner backend: the internal API with a valid bearer token."""
+        assert self._api is not None
+        return self._api
+
+    @property
+    def emu(self) -> httpx.AsyncClient:
+        """The emulator's control plane."""
+        assert self._emu is not None
+        return self._emu
+
+    @asynccontextmanager
+    async def browser(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A browser: its own cookie jar, redirects followed by hand, responses recorded."""
+        assert self._recorder is not None
+        hooks: dict[str, list[Any]] = {"response": [self._recorder.record]}
+        async with httpx.AsyncClient(event_hooks=hooks, timeout=30) as browser:
+            yield browser
+
+    # The emulator.
+
+    async def reset_emulator(self) -> None:
+        (await self.emu.post("/_emulator/reset")).raise_for_status()
+
+    async def register_client(
+        self, *, scopes: list[str], published: bool = True, sandbox_org: str | None = None
+    ) -> None:
+        """Register our OAuth client, with our redirect URI, on every known site."""
+        for site in KNOWN_SITES:
+            response = await self.emu.post(
+                "/_emulator/clients",
+                json={
+                    "client_id": self.client_id,
+                    "client_secret": self.client_secret,
+                    "name": "ddbridge tests",
+                    "domain": site.domain,
+                    "redirect_uris": [f"{self.api_url}/oauth/callback"],
+                    "scopes": scopes,
+                    "published": published,
+                    "sandbox_org": sandbox_org,
+                },
+            )
+            response.raise_for_status()
+
+    async def create_org(
+        self, domain: str = "datadoghq.com", *, name: str = "Org", subdomain: str | None = None
+    ) -> dict[str, Any]:
+        response = await self.emu.post(
+            "/_emulator/orgs", json={"name": name, "domain": domain, "subdomain": subdomain}
+        )
+        response.raise_for_status()
+        org: dict[str, Any] = response.json()
+        return org
+
+    async def consent(self, mode: str, dd_oid: str | None = None) -> None:
+        response = await self.emu.post("/_emulator/consent", json={"mode": mode, "dd_oid": dd_oid})
+        response.raise_for_status()
+
+    async def emulator_settings(self, **values: Any) -> None:
+        (await self.emu.post("/_emulator/settings", json=values)).raise_for_status()
+
+    async def datadog_requests(self, **filters: str) -> list[dict[str, Any]]:
+        """What reached 'Datadog' (every host the emulator stands in for), in order."""
+        response = await self.emu.get("/_emulator/requests", params=filters)
+        requests: list[dict[str, Any]] = response.json()["requests"]
+        return requests
+
+    async def collect_secrets(self) -> None:
+        assert self._recorder is not None
+        response = await self.emu.get("/_emulator/secrets")
+        self._recorder.secrets.update(response.json()["secrets"])
+
+    # The flow as partner, browser and Datadog play it.
+
+    async def authorization(self, account_id: str, **fields: str) -> httpx.Response:
+        return await self.api.post(
+            "/internal/v1/authorizations", json={"account_id": account_id, **fields}
+        )
+
+    async def start(self, browser: httpx.AsyncClient, account_id: str, **fields: str) -> str:
+        """Create an authorization and follow its link; return Datadog's authorize URL."""
+        created = await self.authorization(account_id, **fields)
+        assert created.status_code == 201, created.text
+        started = await browser.get(created.json()["authorize_url"])
+        assert started.status_code == 302, started.text
+        location: str = started.headers["location"]
+        return location
+
+    async def authorize_at_datadog(self, browser: httpx.AsyncClient, authorize_url: str) -> str:
+        """The browser at Datadog (consent set to approve or deny); return the callback URL."""
+        answered = await browser.get(authorize_url)
+        assert answered.status_code == 302, answered.text
+        location: str = answered.headers["location"]
+        assert location.startswith(f"{self.api_url}/oauth/callback"), location
+        return location
+
+    async def connect(
+        self, account_id: str, org: dict[str, Any], **fields: str
+    ) -> httpx.Response:
+        """The whole flow for `org`, approved at Datadog; return ddbridge's final answer."""
+        await self.consent("approve", org["dd_oid"])
+        async with self.browser() as browser:
+            authorize_url = await self.start(browser, account_id, **fields)
+            callback = await self.authorize_at_datadog(browser, authorize_url)
+            return await browser.get(callback)
+
+    async def connections(self, account_id: str) -> list[dict[str, Any]]:
+        response = await self.api.get("/internal/v1/connections", params={"account_id": account_id})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()
+        return found
