@@ -10,6 +10,7 @@ id and emulator orgs, so the database and logs of the whole run stay inspectable
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import uuid
@@ -65,7 +66,7 @@ async def database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
     name = f"ddbridge_test_{secrets.token_hex(4)}"
     await _admin(admin_url, f'CREATE DATABASE "{name}"')
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    migrate(url)
+    await asyncio.to_thread(migrate, url)
     yield url
     await _admin(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
