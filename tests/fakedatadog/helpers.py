@@ -104,7 +104,7 @@ class Emu:
         return await self.http.post(f"/api.{domain}/oauth2/v1/token", data=params)
 
     async def exchange(
-        self, domain: str, flow: Flow, code: str, **overrides: str
+        self, domain: str, flow: Flow, code: str, /, **overrides: str
     ) -> httpx.Response:
         params = {
             "grant_type": "authorization_code",
