@@ -38,7 +38,7 @@ def host_of(kind: HostKind) -> Callable[[str, EmulatorState], Host]:
     def dependency(host: str, state: Emulator) -> Host:
         classified = classify(state, host)
         if classified.kind is not kind:
-            raise ApiError(404, "Not found")
+            raise ApiError(404, "Not Found")
         return classified
 
     return dependency

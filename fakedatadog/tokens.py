@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from fakedatadog.state import AccessToken, Client, EmulatorState, Grant, Refresh
 from service.sites import Site
 
 _INVALID_CODE = "Invalid code or code verifier"
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 4.1
 
 
 def authenticate(state: EmulatorState, site: Site, params: Mapping[str, str]) -> Client:
@@ -61,7 +63,10 @@ def revoke(state: EmulatorState, site: Site, params: Mapping[str, str]) -> None:
 def _exchange_code(
     state: EmulatorState, site: Site, client: Client, params: Mapping[str, str]
 ) -> dict[str, Any]:
-    """Trade a code for tokens. Any failure after the code is found burns it."""
+    """Trade a code for tokens. Any failure after the code is found burns it.
+
+    The verifier must be well-formed (43-128 unreserved characters) and hash to the challenge.
+    """
     code_value = _require(params, "code")
     redirect_uri = _require(params, "redirect_uri")
     verifier = _require(params, "code_verifier")
@@ -71,7 +76,9 @@ def _exchange_code(
     code.used = True
     if code.client_id != client.client_id or code.org.site != site:
         raise OAuthError("invalid_grant", _INVALID_CODE)
-    if not hmac.compare_digest(pkce_challenge(verifier), code.code_challenge):
+    if not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(
+        _pkce_challenge(verifier), code.code_challenge
+    ):
         raise OAuthError("invalid_grant", _INVALID_CODE)
     if redirect_uri != code.redirect_uri:
         raise OAuthError("invalid_request", "Mismatching redirect URI")
@@ -116,7 +123,7 @@ def _require(params: Mapping[str, str], name: str) -> str:
     return value
 
 
-def pkce_challenge(verifier: str) -> str:
+def _pkce_challenge(verifier: str) -> str:
     """`BASE64URL(SHA256(verifier))` without padding (RFC 7636 S256)."""
-    digest = hashlib.sha256(verifier.encode("ascii", errors="replace")).digest()
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")

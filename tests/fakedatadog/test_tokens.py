@@ -35,10 +35,11 @@ async def test_json_body_is_accepted(emu: Emu) -> None:
     assert answer.headers["cache-control"] == "no-store"
 
 
-async def test_pkce_mismatch_burns_the_code(emu: Emu) -> None:
+@pytest.mark.parametrize("verifier", ["x" * 43, "short", "é" * 43])
+async def test_pkce_mismatch_burns_the_code(emu: Emu, verifier: str) -> None:
     flow, code = await _eu_flow(emu)
 
-    wrong = await emu.exchange(EU, flow, code, code_verifier="x" * 43)
+    wrong = await emu.exchange(EU, flow, code, code_verifier=verifier)
     assert (wrong.status_code, wrong.json()) == (400, INVALID_CODE)
 
     retried = await emu.exchange(EU, flow, code)
