@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
-from service import datadog_explained
+from service import datadog_explained, jobs
 from service.crypto import digest
 from service.datadog.client import TokenGrant
 from service.datadog.errors import DatadogConflict, DatadogError, DatadogUnavailable
@@ -195,7 +196,21 @@ async def complete_flow(
     caveat = await _ensure_api_key(res, session, connection, site, grant.access_token)
     flow.connection_id = connection.id
     await session.commit()
+    await _ring_refresh(res, connection)
     return Connected(connection, flow.return_to, caveat)
+
+
+async def _ring_refresh(res: Resources, connection: Connection) -> None:
+    """Schedule the token's refresh; if Redis is down, the worker's cron finds it anyway."""
+    if connection.access_token_expires_at is None:
+        return
+    margin = timedelta(seconds=res.settings.refresh_margin_seconds)
+    try:
+        await jobs.schedule_refresh(
+            res.redis, connection.id, connection.access_token_expires_at, margin
+        )
+    except (RedisError, OSError) as exc:
+        log.warning("could not schedule refresh of %s: %s", connection.id, type(exc).__name__)
 
 
 async def _claim_flow(
