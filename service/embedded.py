@@ -123,6 +123,8 @@ class _EmbeddedServer(abc.ABC):
     """Seconds `start()` waits for the server to answer before giving up."""
 
     def __init__(self, data_dir: Path, port: int | None) -> None:
+        """Use `data_dir` (created if missing) and `port`; None reuses the port remembered in
+        `data_dir`, or picks a free one. Either way the port is remembered. Starts nothing."""
         self._dir = data_dir.expanduser().resolve()
         self._dir.mkdir(parents=True, exist_ok=True)
         port_file = self._dir / "port"
