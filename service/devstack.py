@@ -13,6 +13,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,6 +102,7 @@ def register_demo_org_and_client(emulator: str, env: dict[str, str]) -> None:
 
 def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
     """Run until Ctrl-C or until a child exits; always stop every child."""
+    stopping = _stop_on_signals()
     env = dev_environment(data_dir, api_port, emulator_port)
     migrate(env["DDBRIDGE_DATABASE_URL"])
     public_url = env["DDBRIDGE_PUBLIC_URL"]
@@ -123,7 +125,7 @@ def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
             f"(Authorization: Bearer {env['DDBRIDGE_INTERNAL_TOKENS'].split(',')[0]})\n"
             "Press Ctrl-C to stop.\n",
         )
-        _supervise(processes)
+        _supervise(processes, stopping)
 
 
 def _start(env: dict[str, str], command: list[str]) -> subprocess.Popen[bytes]:
@@ -159,19 +161,22 @@ def _wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not become ready in {READY_TIMEOUT_SECONDS:.0f} s")
 
 
-def _supervise(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Return on SIGTERM, Ctrl-C, or when any child exits (naming it)."""
-    stop = False
+def _stop_on_signals() -> threading.Event:
+    """From now on, SIGTERM and Ctrl-C set the returned event instead of interrupting."""
+    stopping = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stop
-        stop = True
+        stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    while not stop:
+    return stopping
+
+
+def _supervise(processes: dict[str, subprocess.Popen[bytes]], stopping: threading.Event) -> None:
+    """Return once asked to stop, or when any child exits (naming it)."""
+    while not stopping.wait(0.5):
         for name, process in processes.items():
             if process.poll() is not None:
                 typer.echo(f"{name} exited with status {process.returncode}; stopping", err=True)
                 return
-        time.sleep(0.5)

@@ -19,7 +19,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from service.crypto import generate_key
@@ -42,7 +41,9 @@ def service_urls() -> Iterator[tuple[str, str]]:
     with ExitStack() as stack:
         admin_url = os.environ.get("DDBRIDGE_TEST_DATABASE_URL")
         if not admin_url:
-            postgres = stack.enter_context(EmbeddedPostgres(processes.REPO_ROOT / ".ddbridge/test-postgres"))
+            postgres = stack.enter_context(
+                EmbeddedPostgres(processes.REPO_ROOT / ".ddbridge/test-postgres")
+            )
             admin_url = postgres.url()
         redis_url = os.environ.get("DDBRIDGE_TEST_REDIS_URL")
         if not redis_url:

@@ -152,7 +152,8 @@ def _stop_leftovers(pid: int, children: list[psutil.Process]) -> None:
 async def dev_stack(
     dev_database: str, service_urls: tuple[str, str], tmp_path: Path, log_dir: Path
 ) -> AsyncIterator[DevStack]:
-    _, redis_url = service_urls
+    base, db = service_urls[1].rsplit("/", 1)
+    redis_url = f"{base}/{int(db) + 1}"  # its own Redis database: its worker is not ours
     env = {name: value for name, value in os.environ.items() if not name.startswith("DDBRIDGE_")}
     env |= {"DDBRIDGE_DATABASE_URL": dev_database, "DDBRIDGE_REDIS_URL": redis_url}
     api_port, emulator_port = processes.free_port(), processes.free_port()

@@ -64,7 +64,9 @@ async def test_unpublished_client_outside_its_sandbox_is_explained(
 ) -> None:
     sandbox = await stack.create_org("datadoghq.com", name="Partner sandbox")
     customer = await stack.create_org("datadoghq.com", name="Customer")
-    await stack.register_client(scopes=CLIENT_SCOPES, published=False, sandbox_org=sandbox["dd_oid"])
+    await stack.register_client(
+        scopes=CLIENT_SCOPES, published=False, sandbox_org=sandbox["dd_oid"]
+    )
     await stack.consent("approve", customer["dd_oid"])
     async with stack.browser() as browser:
         callback = await stack.authorize_at_datadog(

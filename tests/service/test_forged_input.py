@@ -53,7 +53,7 @@ async def test_authorization_api_refuses_a_forged_site(
     assert await stack.datadog_requests() == []
 
 
-@pytest.mark.parametrize("value", FORGED + ["datadoghq.eu"])
+@pytest.mark.parametrize("value", [*FORGED, "datadoghq.eu"])
 async def test_callback_refuses_a_forged_domain(stack: Stack, account_id: str, value: str) -> None:
     """`datadoghq.eu` is a real site, but not the one this flow was started for."""
     async with stack.browser() as browser:
@@ -147,8 +147,13 @@ async def test_expired_start_link_is_refused(stack: Stack, account_id: str) -> N
 
 @pytest.mark.parametrize(
     "return_to",
-    ["https://evil.example/x", "//evil.example/x", "javascript:alert(1)",
-     "https://partner.example@evil.example/", "http://partner.example/"],
+    [
+        "https://evil.example/x",
+        "//evil.example/x",
+        "javascript:alert(1)",
+        "https://partner.example@evil.example/",
+        "http://partner.example/",
+    ],
 )
 async def test_return_to_a_foreign_origin_is_refused(
     stack: Stack, account_id: str, return_to: str
@@ -156,7 +161,9 @@ async def test_return_to_a_foreign_origin_is_refused(
     answer = await stack.authorization(account_id, return_to=return_to)
 
     assert answer.status_code == 422
-    assert answer.json()["problems"] == [{"pointer": "/return_to", "reason": "origin is not allowed"}]
+    assert answer.json()["problems"] == [
+        {"pointer": "/return_to", "reason": "origin is not allowed"}
+    ]
 
 
 async def _expire_flows_of(stack: Stack, account_id: str) -> None:

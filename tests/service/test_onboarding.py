@@ -40,7 +40,9 @@ async def test_custom_subdomain_authorizes_there_and_calls_the_bare_api_host(
 ) -> None:
     org = await stack.create_org("us5.datadoghq.com", name="Acme", subdomain="acme")
 
-    page = await stack.connect(account_id, org, site="acme.us5.datadoghq.com", domain="us5.datadoghq.com")
+    page = await stack.connect(
+        account_id, org, site="acme.us5.datadoghq.com", domain="us5.datadoghq.com"
+    )
 
     assert page.status_code == 200, page.text
     [connection] = await stack.connections(account_id)

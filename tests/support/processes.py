@@ -70,11 +70,15 @@ def wait_until_answers(child: Child, url: str, deadline_seconds: float = 30.0) -
     with httpx.Client(timeout=2.0) as http:
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
-                raise RuntimeError(f"{child.name} exited ({child.process.returncode}):\n{child.output()}")
+                raise RuntimeError(
+                    f"{child.name} exited ({child.process.returncode}):\n{child.output()}"
+                )
             try:
                 if http.get(url).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(POLL_INTERVAL_SECONDS)
-    raise RuntimeError(f"{child.name} did not answer {url} in {deadline_seconds} s:\n{child.output()}")
+    raise RuntimeError(
+        f"{child.name} did not answer {url} in {deadline_seconds} s:\n{child.output()}"
+    )

@@ -34,9 +34,10 @@ class Recorder:
     secrets: set[str] = field(default_factory=set)
 
     async def record(self, response: httpx.Response) -> None:
+        """Keep what ddbridge answered: status, headers and body (not the request's URL)."""
         await response.aread()
         headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-        self.responses.append(f"{response.url}\n{headers}\n{response.text}")
+        self.responses.append(f"{response.status_code}\n{headers}\n{response.text}")
 
 
 @dataclass
@@ -83,9 +84,16 @@ class Stack:
 
     @asynccontextmanager
     async def browser(self) -> AsyncIterator[httpx.AsyncClient]:
-        """A browser: its own cookie jar, redirects followed by hand, responses recorded."""
-        assert self._recorder is not None
-        hooks: dict[str, list[Any]] = {"response": [self._recorder.record]}
+        """A browser: its own cookie jar, redirects followed by hand, ddbridge's answers
+        recorded."""
+        recorder = self._recorder
+        assert recorder is not None
+
+        async def record_ddbridge(response: httpx.Response) -> None:
+            if str(response.url).startswith(self.api_url):
+                await recorder.record(response)
+
+        hooks: dict[str, list[Any]] = {"response": [record_ddbridge]}
         async with httpx.AsyncClient(event_hooks=hooks, timeout=30) as browser:
             yield browser
 
@@ -166,9 +174,7 @@ class Stack:
         assert location.startswith(f"{self.api_url}/oauth/callback"), location
         return location
 
-    async def connect(
-        self, account_id: str, org: dict[str, Any], **fields: str
-    ) -> httpx.Response:
+    async def connect(self, account_id: str, org: dict[str, Any], **fields: str) -> httpx.Response:
         """The whole flow for `org`, approved at Datadog; return ddbridge's final answer."""
         await self.consent("approve", org["dd_oid"])
         async with self.browser() as browser:
