@@ -92,7 +92,12 @@ def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
 
     configure_logging(log_level)
     with embedded_services(data_dir):
-        run_worker(WorkerSettings, redis_settings=redis_settings(Settings()))  # type: ignore[arg-type]
+        settings = Settings()
+        run_worker(
+            WorkerSettings,  # type: ignore[arg-type]  # arq's protocol type is stricter than its API
+            redis_settings=redis_settings(settings),
+            queue_name=settings.queue_name,
+        )
 
 
 @app.command("migrate")

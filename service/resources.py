@@ -42,7 +42,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     keyring = KeyRing(key.get_secret_value() for key in settings.encryption_keys)
     sites = SiteRegistry(settings.extra_sites)
     engine = create_engine(settings.database_url)
-    redis = await create_pool(redis_settings(settings))
+    redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
     timeout = httpx.Timeout(settings.datadog_timeout_seconds, connect=5.0)
     try:
         async with httpx.AsyncClient(

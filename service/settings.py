@@ -61,6 +61,8 @@ class Settings(DatabaseSettings):
     refresh_margin_seconds: int = Field(default=600, ge=0)
     """Access tokens are refreshed this long before they expire."""
     datadog_timeout_seconds: float = Field(default=10.0, gt=0)
+    queue_name: str = Field(default="ddbridge", min_length=1)
+    """The arq queue; deployments sharing one Redis database need different names."""
 
     @field_validator(
         "internal_tokens", "encryption_keys", "extra_sites", "return_to_origins", mode="before"

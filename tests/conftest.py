@@ -94,6 +94,7 @@ def stack_processes(
         internal_token=secrets.token_urlsafe(32),
         client_id=f"test-client-{secrets.token_hex(4)}",
         client_secret=secrets.token_urlsafe(32),
+        queue_name=f"ddbridge-test-{os.getpid()}",
         log_dir=log_dir,
     )
     env = {
@@ -107,6 +108,7 @@ def stack_processes(
         "DDBRIDGE_DATADOG_URL_TEMPLATE": f"{stack.emulator_url}/{{host}}",
         "DDBRIDGE_RETURN_TO_ORIGINS": "https://partner.example",
         "DDBRIDGE_REFRESH_MARGIN_SECONDS": "30",
+        "DDBRIDGE_QUEUE_NAME": stack.queue_name,
     }
     emulator = processes.start(
         "emulator", ["fakedatadog", "--port", str(emulator_port)], env, log_dir

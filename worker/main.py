@@ -1,8 +1,9 @@
 """The arq worker: token refresh jobs and the cron that finds due work in PostgreSQL.
 
 `ddbridge worker` runs it with settings read at start-up. `arq worker.main.WorkerSettings`
-also works for containers; arq needs its Redis address on the class, so only that one value
-is read from `DDBRIDGE_REDIS_URL` when this module is imported.
+also works for containers; arq needs its Redis address and queue on the class, so only those
+values are read from `DDBRIDGE_REDIS_URL` and `DDBRIDGE_QUEUE_NAME` when this module is
+imported.
 """
 
 from __future__ import annotations
@@ -105,5 +106,6 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(
         os.environ.get("DDBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
+    queue_name = os.environ.get("DDBRIDGE_QUEUE_NAME", "ddbridge")
     max_jobs = 50
     keep_result = 60

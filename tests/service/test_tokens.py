@@ -148,7 +148,9 @@ async def _make_due(stack: Stack, connection_id: str) -> None:
         )
     finally:
         await db.close()
-    redis = await create_pool(RedisSettings.from_dsn(stack.redis_url))
+    redis = await create_pool(
+        RedisSettings.from_dsn(stack.redis_url), default_queue_name=stack.queue_name
+    )
     try:
         await redis.enqueue_job(REFRESH_CONNECTION, connection_id)
     finally:

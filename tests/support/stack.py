@@ -49,6 +49,7 @@ class Stack:
     internal_token: str
     client_id: str
     client_secret: str
+    queue_name: str
     log_dir: Path
     children: list[Child] = field(default_factory=list)
     _api: httpx.AsyncClient | None = None
