@@ -1,4 +1,5 @@
-"""The emulator's in-memory world: orgs, OAuth clients, codes, tokens, API keys, log and switches.
+"""The emulator's in-memory world: orgs, OAuth clients, credentials, monitors, received telemetry,
+the request log and switches.
 
 Concurrency: the server runs on one event loop and no method here awaits, so every operation
 (a check followed by a change included) runs to completion before another request is served.
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import secrets as random
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from fakedatadog.intake.store import IntakeLog
 from service.sites import Site, SiteRegistry
 
 
@@ -126,7 +128,10 @@ class RecordedRequest:
 
 @dataclass(slots=True)
 class Fault:
-    """Delays and optionally replaces the answer of the next `remaining` matching requests."""
+    """Delays and optionally replaces the answer of the next `remaining` matching requests.
+
+    With `reset`, the connection is broken after the delay instead of answering (see gateway).
+    """
 
     host: str | None
     path: str | None
@@ -136,13 +141,34 @@ class Fault:
     delay_seconds: float
     headers: dict[str, str]
     body: Any
+    reset: bool = False
 
 
 @dataclass(slots=True)
 class Settings:
+    """Switches changed through the control plane.
+
+    `bench`: intake routes check host, credential, encoding and limits but skip model
+    validation and store no items, only counters (and the request log keeps no bodies).
+    """
+
     code_ttl_seconds: float = 300
     access_token_ttl_seconds: int = 3600
     rotate_refresh_tokens: bool = False
+    bench: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    """A monitor seeded through the control plane; `attributes` are the other fields given."""
+
+    id: int
+    org: Org
+    name: str
+    type: str
+    query: str
+    created: datetime
+    attributes: dict[str, Any]
 
 
 ConsentMode = Literal["page", "approve", "deny"]
@@ -158,24 +184,31 @@ class ConsentSwitch:
 
 @dataclass(slots=True)
 class EmulatorState:
-    """Everything the emulator knows. `registry` is configuration and survives `reset`."""
+    """Everything the emulator knows. `registry` and `launch` (the settings the process started
+    with) are configuration and survive `reset`."""
 
     registry: SiteRegistry
+    launch: Settings = field(default_factory=Settings)
     orgs: dict[str, Org] = field(default_factory=dict)
     clients: dict[tuple[str, str], Client] = field(default_factory=dict)
     codes: dict[str, AuthCode] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
     access_tokens: dict[str, AccessToken] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
+    monitors: list[Monitor] = field(default_factory=list)
+    intake: IntakeLog = field(default_factory=IntakeLog)
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings = field(init=False)
     consent: ConsentSwitch = field(default_factory=ConsentSwitch)
     secrets: dict[str, None] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.settings = replace(self.launch)
+
     def reset(self) -> None:
-        """Forget everything except the site registry; switches return to their defaults."""
-        fresh = EmulatorState(self.registry)
+        """Forget everything except configuration; settings return to the launch settings."""
+        fresh = EmulatorState(self.registry, self.launch)
         for each in fields(self):
             setattr(self, each.name, getattr(fresh, each.name))
 

@@ -1,0 +1,1 @@
+"""The intake side of the emulator: decode, limit, validate and record submitted telemetry."""

@@ -1,0 +1,129 @@
+"""The six signals' intake rules, and `receive`, which applies them to one request.
+
+Order of checks, as Datadog's intake answers them: Content-Type (415), Content-Encoding
+(415), size on the wire (413), decompression (400 corrupt, 413 too large), JSON (400), count
+limits (413), then the body (400), unless bench mode skips the body checks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from fakedatadog.errors import ApiError
+from fakedatadog.intake import otlp, validation
+from fakedatadog.intake.decoding import (
+    DEFLATE,
+    GZIP,
+    ZSTD,
+    decode,
+    encoding_of,
+    parse_json,
+    too_large,
+)
+from fakedatadog.intake.store import Arrival, Signal
+from fakedatadog.intake.validation import Accepted
+from fakedatadog.state import EmulatorState, Org
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """How one signal's endpoint takes a body. Sizes are inclusive maxima in bytes."""
+
+    signal: Signal
+    encodings: Collection[str]
+    max_wire: int | None
+    max_decoded: int | None
+    validate: Callable[[Any, float], Accepted]
+    count: Callable[[Any], int]
+
+
+RULES: dict[Signal, Rules] = {
+    # SubmitMetrics: "maximum payload size is 500 kilobytes (512000 bytes). Compressed payloads
+    # must have a decompressed size of less than 5 megabytes (5242880 bytes)".
+    "metrics": Rules(
+        "metrics",
+        {GZIP, DEFLATE, ZSTD},
+        512_000,
+        5_242_879,
+        validation.validate_metrics,
+        validation.count_metrics,
+    ),
+    # SubmitLog: "Maximum content size per payload (uncompressed): 5MB"; gzip and deflate.
+    "logs": Rules(
+        "logs", {GZIP, DEFLATE}, None, 5_000_000, validation.validate_logs, validation.count_logs
+    ),
+    # CreateEvent, SubmitServiceCheck, CreateIncident: JSON bodies with no Content-Encoding
+    # parameter and no documented size limit.
+    "events": Rules("events", (), None, None, validation.validate_event, validation.count_event),
+    "service_checks": Rules(
+        "service_checks",
+        (),
+        None,
+        None,
+        validation.validate_service_checks,
+        validation.count_service_checks,
+    ),
+    "incidents": Rules(
+        "incidents", (), None, None, validation.validate_incident, validation.count_event
+    ),
+    # The OTLP trace intake: at most 3.2 MB; OTLP/HTTP defines gzip as its one compression.
+    "traces": Rules(
+        "traces", {GZIP}, 3_200_000, 3_200_000, otlp.validate_traces, otlp.count_traces
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's body and the headers that say how to read it."""
+
+    host: str
+    content_type: str | None
+    content_encoding: str | None
+    body: bytes
+
+
+def receive(state: EmulatorState, signal: Signal, org: Org, submission: Submission) -> Accepted:
+    """Check the submission as Datadog would and record it for `org`; what was accepted.
+
+    In bench mode only the outer shape is read and nothing but counters is kept.
+    """
+    rules = RULES[signal]
+    _check_media_type(submission.content_type)
+    encoding = encoding_of(submission.content_encoding)
+    wire = len(submission.body)
+    if rules.max_wire is not None and wire > rules.max_wire:
+        raise too_large(f"the request body ({wire} bytes)", rules.max_wire)
+    raw = decode(submission.body, encoding, accepted=rules.encodings, max_size=rules.max_decoded)
+    document = parse_json(raw)
+    arrival = Arrival(time.time(), submission.host, encoding, wire)
+    if state.settings.bench:
+        state.intake.record(org.dd_oid, signal, arrival, items=None, count=rules.count(document))
+        return Accepted()
+    accepted = rules.validate(document, arrival.received_at)
+    state.intake.record(
+        org.dd_oid,
+        signal,
+        arrival,
+        items=accepted.items,
+        count=accepted.count,
+        dropped=accepted.dropped,
+    )
+    return accepted
+
+
+def _check_media_type(content_type: str | None) -> None:
+    """JSON only: Datadog's JSON endpoints take `application/json` (parameters ignored). The
+    logs intake's text/plain and logplex forms and OTLP protobuf are not emulated: 415."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == JSON:
+        return
+    if media_type == PROTOBUF:
+        raise ApiError(415, "Unsupported Content-Type application/x-protobuf: send OTLP as JSON")
+    raise ApiError(415, f"Unsupported Content-Type {media_type or '(none)'!r}: use {JSON}")
