@@ -1,11 +1,20 @@
 """The gateway in front of every Datadog host: record, refuse foreign hosts, inject faults.
 
 For each request outside the control plane, in this order:
-1. record it in the request log (its status is filled in when the answer starts);
+1. record it in the request log (its status is filled in when the answer starts; in bench mode
+   the body is not kept);
 2. answer 421 for a host that is not Datadog's, and 495 for one whose TLS check would fail
    (plain HTTP has no handshake to fail, so the status stands in for it);
-3. apply the oldest matching fault: sleep its delay, then answer its status if it has one;
+3. apply the oldest matching fault: sleep its delay, then break the connection if it is a
+   reset, else answer its status if it has one;
 4. hand the request to the routes, with its body replayed.
+
+A reset cannot be expressed in ASGI, so the gateway starts a 200 answer without a length,
+sends one byte of body and raises `ConnectionResetByFault`: uvicorn then closes the socket
+mid-answer. httpx raises `httpx.RemoteProtocolError` ("peer closed connection without sending
+complete message body"), a `TransportError`, as for a connection dropped by a proxy. The
+request log keeps `status` None for it. `fakedatadog.__main__` keeps uvicorn from logging
+the traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +33,10 @@ from fakedatadog.state import EmulatorState, Fault, RecordedRequest
 CONTROL_PREFIX = "/_emulator/"
 
 
+class ConnectionResetByFault(Exception):
+    """Raised after a reset fault's partial answer, so that the server drops the connection."""
+
+
 class Gateway:
     """ASGI middleware; `state` is the app's one `EmulatorState`."""
 
@@ -36,7 +49,7 @@ class Gateway:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        record = _record(scope, body)
+        record = _record(scope, b"" if self.state.settings.bench else body)
         self.state.requests.append(record)
 
         async def send_recording(message: Message) -> None:
@@ -47,7 +60,11 @@ class Gateway:
         replay = _replay(body, receive)
         answer = self._refusal(record.host)
         if answer is None:
-            answer = await self._fault(record, body)
+            fault = await self._fault(record, body)
+            if fault is not None and fault.reset:
+                await _reset_connection(send)
+            if fault is not None and fault.status is not None:
+                answer = _fault_response(fault)
         if answer is not None:
             await answer(scope, replay, send_recording)
         else:
@@ -61,18 +78,30 @@ class Gateway:
             return PlainTextResponse(tls_mismatch_message(host), 495)
         return None
 
-    async def _fault(self, record: RecordedRequest, body: bytes) -> Response | None:
+    async def _fault(self, record: RecordedRequest, body: bytes) -> Fault | None:
+        """Take the matching fault, if any, once its delay has passed.
+
+        The org comes from the credential headers first; the body is parsed for OAuth
+        parameters only when they name none (intake bodies are large).
+        """
         org = None
         if any(fault.dd_oid is not None for fault in self.state.faults):
             params = dict(parse_qsl(record.query))
-            params.update(parse_params(record.headers.get("content-type"), body))
             org = org_of_request(self.state, record.headers, params)
+            if org is None:
+                params.update(parse_params(record.headers.get("content-type"), body))
+                org = org_of_request(self.state, record.headers, params)
         fault = take_fault(self.state, record.host, record.path, org)
-        if fault is None:
-            return None
-        if fault.delay_seconds > 0:
+        if fault is not None and fault.delay_seconds > 0:
             await asyncio.sleep(fault.delay_seconds)
-        return _fault_response(fault) if fault.status is not None else None
+        return fault
+
+
+async def _reset_connection(send: Send) -> None:
+    """Start an answer, then abort it (see the module docstring)."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{", "more_body": True})
+    raise ConnectionResetByFault
 
 
 def _fault_response(fault: Fault) -> Response:

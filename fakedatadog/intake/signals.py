@@ -89,8 +89,8 @@ class Submission:
     body: bytes
 
 
-def receive(state: EmulatorState, signal: Signal, org: Org, submission: Submission) -> Accepted:
-    """Check the submission as Datadog would and record it for `org`; what was accepted.
+def receive(state: EmulatorState, signal: Signal, org: Org, submission: Submission) -> Any:
+    """Check the submission as Datadog would and record it for `org`; the parsed document.
 
     In bench mode only the outer shape is read and nothing but counters is kept.
     """
@@ -105,7 +105,7 @@ def receive(state: EmulatorState, signal: Signal, org: Org, submission: Submissi
     arrival = Arrival(time.time(), submission.host, encoding, wire)
     if state.settings.bench:
         state.intake.record(org.dd_oid, signal, arrival, items=None, count=rules.count(document))
-        return Accepted()
+        return document
     accepted = rules.validate(document, arrival.received_at)
     state.intake.record(
         org.dd_oid,
@@ -115,7 +115,7 @@ def receive(state: EmulatorState, signal: Signal, org: Org, submission: Submissi
         count=accepted.count,
         dropped=accepted.dropped,
     )
-    return accepted
+    return document
 
 
 def _check_media_type(content_type: str | None) -> None:

@@ -43,6 +43,12 @@ class IntakeLog:
 
     items: dict[tuple[str, Signal], list[dict[str, Any]]] = field(default_factory=dict)
     counters: dict[tuple[str, Signal], Counter] = field(default_factory=dict)
+    last_id: int = 0
+
+    def next_id(self) -> int:
+        """A fresh numeric id (v1 event ids), unique since the last reset."""
+        self.last_id += 1
+        return self.last_id
 
     def record(
         self,

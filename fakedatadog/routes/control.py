@@ -50,6 +50,7 @@ class SettingsIn(_Strict):
     code_ttl_seconds: float | None = Field(default=None, ge=0)
     access_token_ttl_seconds: int | None = Field(default=None, ge=0)
     rotate_refresh_tokens: bool | None = None
+    bench: bool | None = None
 
 
 class FaultIn(_Strict):
@@ -61,6 +62,7 @@ class FaultIn(_Strict):
     delay_seconds: float = Field(default=0, ge=0)
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
+    reset: bool = False
 
 
 class RevokeKeysIn(_Strict):
@@ -137,12 +139,14 @@ async def update_settings(body: SettingsIn, state: Emulator) -> dict[str, Any]:
         "code_ttl_seconds": settings.code_ttl_seconds,
         "access_token_ttl_seconds": settings.access_token_ttl_seconds,
         "rotate_refresh_tokens": settings.rotate_refresh_tokens,
+        "bench": settings.bench,
     }
 
 
 @router.post("/faults", status_code=201)
 async def add_fault(body: FaultIn, state: Emulator) -> dict[str, Any]:
-    """Queue a fault for the next `count` matching requests (see `fakedatadog.faults`)."""
+    """Queue a fault for the next `count` matching requests (see `fakedatadog.faults`); with
+    `reset`, each breaks the connection after its delay instead of answering."""
     fault = Fault(
         host=body.host,
         path=body.path,
@@ -152,6 +156,7 @@ async def add_fault(body: FaultIn, state: Emulator) -> dict[str, Any]:
         delay_seconds=body.delay_seconds,
         headers=body.headers,
         body=body.body,
+        reset=body.reset,
     )
     state.faults.append(fault)
     return body.model_dump()

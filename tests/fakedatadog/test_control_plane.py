@@ -198,6 +198,7 @@ async def test_reset_forgets_state_and_switches(emu: Emu) -> None:
         "code_ttl_seconds": 300,
         "access_token_ttl_seconds": 3600,
         "rotate_refresh_tokens": True,
+        "bench": False,
     }
     await emu.validate("datadoghq.com", "k")
 

@@ -1,0 +1,102 @@
+"""Intake routes on the api, logs and trace hosts, plus the monitor listing.
+
+Each route names its host kind (another kind is 404) and its credential: `DD-API-KEY` of an
+org on the host's site (else 403 `{"errors": ["Forbidden"]}`), or a Bearer token (401) with
+the route's scope (else 403). The body rules live in `fakedatadog.intake.signals`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from fakedatadog.deps import BearerToken, DdApiKey, Emulator, api_site, site_of
+from fakedatadog.errors import ApiError
+from fakedatadog.hosts import HostKind
+from fakedatadog.intake.answers import event_answer, incident_answer
+from fakedatadog.intake.signals import Submission, receive
+from fakedatadog.intake.store import Signal
+from fakedatadog.monitors import org_monitors
+from fakedatadog.state import AccessToken, EmulatorState, Org
+
+api_router = APIRouter(dependencies=[Depends(api_site)])
+logs_router = APIRouter(dependencies=[Depends(site_of(HostKind.LOGS))])
+trace_router = APIRouter(dependencies=[Depends(site_of(HostKind.TRACE))])
+
+
+def _scope(name: str) -> Any:
+    """A dependency giving the Bearer token if its grant has scope `name`; else 403."""
+
+    def dependency(token: BearerToken) -> AccessToken:
+        if name not in token.grant.scopes:
+            raise ApiError(403, "Forbidden")
+        return token
+
+    return Depends(dependency)
+
+
+IncidentWrite = Annotated[AccessToken, _scope("incident_write")]
+MonitorsRead = Annotated[AccessToken, _scope("monitors_read")]
+
+
+async def _receive(request: Request, state: EmulatorState, signal: Signal, org: Org) -> Any:
+    headers = request.headers
+    submission = Submission(
+        host=request.path_params["host"],
+        content_type=headers.get("content-type"),
+        content_encoding=headers.get("content-encoding"),
+        body=await request.body(),
+    )
+    return receive(state, signal, org, submission)
+
+
+@api_router.post("/{host}/api/v2/series", status_code=202)
+async def submit_series(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    await _receive(request, state, "metrics", key.org)
+    return {"errors": []}
+
+
+@logs_router.post("/{host}/api/v2/logs", status_code=202)
+async def submit_logs(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    await _receive(request, state, "logs", key.org)
+    return {}
+
+
+@api_router.post("/{host}/api/v1/events", status_code=202)
+async def post_event(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    now = time.time()
+    document = await _receive(request, state, "events", key.org)
+    return event_answer(document, state.intake.next_id(), now)
+
+
+@api_router.post("/{host}/api/v1/check_run", status_code=202)
+async def submit_service_checks(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    await _receive(request, state, "service_checks", key.org)
+    return {"status": "ok"}
+
+
+@api_router.post("/{host}/api/v2/incidents", status_code=201)
+async def create_incident(
+    request: Request, token: IncidentWrite, state: Emulator
+) -> dict[str, Any]:
+    now = time.time()
+    org = token.grant.org
+    document = await _receive(request, state, "incidents", org)
+    public_id = state.intake.counter(org.dd_oid, "incidents").items
+    return incident_answer(document, public_id, now)
+
+
+@trace_router.post("/{host}/v1/traces")
+async def export_traces(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    """OTLP/HTTP ExportTraceServiceRequest (JSON); 200 with an empty ExportTraceServiceResponse
+    (no `partialSuccess`: every span was accepted)."""
+    await _receive(request, state, "traces", key.org)
+    return {}
+
+
+@api_router.get("/{host}/api/v1/monitor")
+async def list_monitors(token: MonitorsRead, state: Emulator) -> list[dict[str, Any]]:
+    """Every monitor of the token's org; query parameters (filters, paging) are ignored."""
+    return org_monitors(state, token.grant.org)
