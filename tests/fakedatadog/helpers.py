@@ -14,6 +14,7 @@ import httpx
 EXTRA_DOMAIN = "example-dd.com"
 REDIRECT_URI = "https://partner.example/oauth/callback?tenant=7"
 SCOPES = ["api_keys_write", "incident_write"]
+ALL_SCOPES = ["api_keys_write", "incident_write", "monitors_read"]
 
 
 def challenge_of(verifier: str) -> str:
@@ -49,6 +50,25 @@ class Flow:
             "code_challenge_method": "S256",
             "state": self.state,
         }
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An org connected through OAuth, holding its access token and marketplace API key."""
+
+    org: dict[str, Any]
+    access_token: str
+    api_key: str
+
+    @property
+    def dd_oid(self) -> str:
+        value: str = self.org["dd_oid"]
+        return value
+
+    @property
+    def domain(self) -> str:
+        value: str = self.org["domain"]
+        return value
 
 
 @dataclass
@@ -147,3 +167,29 @@ class Emu:
         assert response.status_code == 200
         recorded: list[dict[str, Any]] = response.json()["requests"]
         return recorded
+
+    async def tenant(
+        self, domain: str, *, name: str = "Acme", scopes: list[str] | None = None
+    ) -> Tenant:
+        """A new org on `domain`, connected by a new client with `scopes` (all by default),
+        with its API key: the normal OAuth flow, then the marketplace key endpoint."""
+        org = await self.org(name, domain)
+        tokens = await self.connect(org, await self.client(domain, scopes=scopes or ALL_SCOPES))
+        created = await self.create_api_key(domain, tokens["access_token"])
+        assert created.status_code == 201, created.text
+        return Tenant(org, tokens["access_token"], created.json()["data"]["attributes"]["key"])
+
+    async def intake(self, dd_oid: str, signal: str) -> dict[str, Any]:
+        """`GET /_emulator/intake`: the org's stored items of `signal` and its request count."""
+        response = await self.http.get(
+            "/_emulator/intake", params={"dd_oid": dd_oid, "signal": signal}
+        )
+        assert response.status_code == 200, response.text
+        stored: dict[str, Any] = response.json()
+        return stored
+
+    async def counts(self) -> dict[str, Any]:
+        response = await self.http.get("/_emulator/intake/counts")
+        assert response.status_code == 200, response.text
+        counts: dict[str, Any] = response.json()["counts"]
+        return counts

@@ -95,7 +95,7 @@ async def test_custom_subdomain_api_host_fails_like_tls(emu: Emu) -> None:
 async def test_wrong_kind_of_host_is_not_found(emu: Emu) -> None:
     assert (await emu.http.get("/app.datadoghq.eu/api/v1/validate")).status_code == 404
     assert (await emu.http.get("/api.datadoghq.eu/oauth2/v1/authorize")).status_code == 404
-    logs = await emu.http.post("/http-intake.logs.datadoghq.eu/api/v2/logs")
+    logs = await emu.http.post("/api.datadoghq.eu/api/v2/logs")
     assert (logs.status_code, logs.json()) == (404, {"errors": ["Not Found"]})
 
 

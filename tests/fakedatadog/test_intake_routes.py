@@ -1,0 +1,263 @@
+"""Intake routes: each accepts its payload on each encoding, on the right host and credential."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.fakedatadog import intake_payloads as p
+from tests.fakedatadog.helpers import Emu, Tenant
+
+DOMAIN = "datadoghq.eu"
+FORBIDDEN = {"errors": ["Forbidden"]}
+
+
+@pytest.fixture
+async def tenant(emu: Emu) -> Tenant:
+    return await emu.tenant(DOMAIN)
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip", "deflate", "zstd1"])
+async def test_series_accepted_on_each_encoding(emu: Emu, tenant: Tenant, encoding: str) -> None:
+    answer = await p.submit(emu, tenant, "metrics", p.series(3), encoding=encoding)
+
+    assert (answer.status_code, answer.json()) == (202, {"errors": []})
+    stored = await emu.intake(tenant.dd_oid, "metrics")
+    assert stored["requests"] == 1
+    [item] = stored["items"]
+    assert item["item"] == p.series(3, at=item["item"]["points"][0]["timestamp"])["series"][0]
+    assert item["host"] == f"api.{DOMAIN}"
+    assert item["encoding"] == (encoding or "identity")
+    assert item["raw_size"] == len(p.compress(p.dumps(p.series(3)), encoding))
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip", "deflate"])
+async def test_logs_accepted_on_each_encoding(emu: Emu, tenant: Tenant, encoding: str) -> None:
+    answer = await p.submit(emu, tenant, "logs", p.logs(3), encoding=encoding)
+
+    assert (answer.status_code, answer.json()) == (202, {})
+    stored = await emu.intake(tenant.dd_oid, "logs")
+    assert [i["item"] for i in stored["items"]] == p.logs(3)
+    assert {i["host"] for i in stored["items"]} == {f"http-intake.logs.{DOMAIN}"}
+
+
+async def test_a_single_log_object_is_one_line(emu: Emu, tenant: Tenant) -> None:
+    answer = await p.submit(emu, tenant, "logs", {"message": "alone", "level": "info"})
+
+    assert answer.status_code == 202
+    assert [i["item"] for i in (await emu.intake(tenant.dd_oid, "logs"))["items"]] == [
+        {"message": "alone", "level": "info"}
+    ]
+
+
+async def test_event_answer_has_datadogs_shape(emu: Emu, tenant: Tenant) -> None:
+    sent = p.event()
+    answer = await p.submit(emu, tenant, "events", sent)
+
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["status"] == "ok"
+    event = body["event"]
+    assert event["id_str"] == str(event["id"])
+    assert event["url"] == f"/event/event?id={event['id']}"
+    for name in ("title", "text", "alert_type", "priority", "tags", "date_happened"):
+        assert event[name] == sent[name]
+    assert [i["item"] for i in (await emu.intake(tenant.dd_oid, "events"))["items"]] == [sent]
+
+
+async def test_event_defaults(emu: Emu, tenant: Tenant) -> None:
+    answer = await p.submit(emu, tenant, "events", {"title": "t", "text": "x"})
+
+    event = answer.json()["event"]
+    assert (event["alert_type"], event["priority"]) == ("info", "normal")
+    assert abs(event["date_happened"] - p.now()) <= 2
+
+
+async def test_service_checks_accepted(emu: Emu, tenant: Tenant) -> None:
+    answer = await p.submit(emu, tenant, "service_checks", p.service_checks(4))
+
+    assert (answer.status_code, answer.json()) == (202, {"status": "ok"})
+    items = (await emu.intake(tenant.dd_oid, "service_checks"))["items"]
+    assert [i["item"]["status"] for i in items] == [0, 1, 2, 3]
+
+
+async def test_incident_is_created(emu: Emu, tenant: Tenant) -> None:
+    first = await p.submit(emu, tenant, "incidents", p.incident("One"))
+    second = await p.submit(emu, tenant, "incidents", p.incident("Two"))
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    data = first.json()["data"]
+    assert data["type"] == "incidents"
+    uuid.UUID(data["id"])
+    assert data["attributes"]["title"] == "One"
+    assert data["attributes"]["customer_impacted"] is True
+    assert [
+        first.json()["data"]["attributes"]["public_id"],
+        second.json()["data"]["attributes"]["public_id"],
+    ] == [1, 2]
+    assert len((await emu.intake(tenant.dd_oid, "incidents"))["items"]) == 2
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+async def test_otlp_json_traces_accepted(emu: Emu, tenant: Tenant, encoding: str) -> None:
+    answer = await p.submit(emu, tenant, "traces", p.traces(), encoding=encoding)
+
+    assert (answer.status_code, answer.json()) == (200, {})
+    items = (await emu.intake(tenant.dd_oid, "traces"))["items"]
+    assert [i["item"]["span"]["spanId"] for i in items] == [f"{1:016x}", f"{2:016x}"]
+    assert items[0]["item"]["resource"]["attributes"][0]["key"] == "service.name"
+    assert items[0]["host"] == f"trace.agent.{DOMAIN}"
+
+
+async def test_otlp_protobuf_is_unsupported(emu: Emu, tenant: Tenant) -> None:
+    headers = {"Content-Type": "application/x-protobuf"}
+    answer = await p.submit(emu, tenant, "traces", raw=b"\x0a\x00", headers=headers)
+
+    assert answer.status_code == 415
+    assert "application/x-protobuf" in answer.json()["errors"][0]
+
+
+async def test_monitors_are_listed_for_their_org_only(emu: Emu, tenant: Tenant) -> None:
+    other = await emu.tenant(DOMAIN, name="Other")
+    seeded = await emu.http.post(
+        "/_emulator/monitors",
+        json={
+            "dd_oid": tenant.dd_oid,
+            "name": "High latency",
+            "type": "metric alert",
+            "query": "avg(last_5m):avg:partner.latency{*} > 2",
+            "tags": ["team:a"],
+        },
+    )
+    assert seeded.status_code == 201
+    await emu.http.post(
+        "/_emulator/monitors",
+        json={"dd_oid": other.dd_oid, "name": "X", "type": "log alert", "query": "q"},
+    )
+
+    listed = await emu.http.get(
+        f"/api.{DOMAIN}/api/v1/monitor", headers={"Authorization": f"Bearer {tenant.access_token}"}
+    )
+
+    assert listed.status_code == 200
+    assert listed.json() == [seeded.json()]
+    monitor = seeded.json()
+    assert (monitor["name"], monitor["type"], monitor["tags"]) == (
+        "High latency",
+        "metric alert",
+        ["team:a"],
+    )
+    assert isinstance(monitor["id"], int)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"dd_oid": "nobody", "name": "n", "type": "metric alert", "query": "q"}, 400),
+        ({"name": "n", "type": "metric alert", "query": "q"}, 422),
+    ],
+)
+async def test_bad_monitor_seeds_are_refused(emu: Emu, body: dict[str, Any], status: int) -> None:
+    assert (await emu.http.post("/_emulator/monitors", json=body)).status_code == status
+
+
+async def test_unknown_monitor_type_is_refused(emu: Emu, tenant: Tenant) -> None:
+    body = {"dd_oid": tenant.dd_oid, "name": "n", "type": "metric", "query": "q"}
+    assert (await emu.http.post("/_emulator/monitors", json=body)).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("signal", "wrong_host"),
+    [
+        ("metrics", f"http-intake.logs.{DOMAIN}"),
+        ("metrics", f"trace.agent.{DOMAIN}"),
+        ("logs", f"api.{DOMAIN}"),
+        ("events", f"http-intake.logs.{DOMAIN}"),
+        ("service_checks", f"trace.agent.{DOMAIN}"),
+        ("incidents", f"http-intake.logs.{DOMAIN}"),
+        ("traces", f"api.{DOMAIN}"),
+        ("metrics", "app.datadoghq.eu"),
+    ],
+)
+async def test_wrong_kind_of_host_is_not_found(
+    emu: Emu, tenant: Tenant, signal: str, wrong_host: str
+) -> None:
+    path = p.ROUTES[signal][1]
+    answer = await emu.http.post(
+        f"/{wrong_host}{path}", content=b"{}", headers={"DD-API-KEY": tenant.api_key}
+    )
+    assert (answer.status_code, answer.json()) == (404, {"errors": ["Not Found"]})
+
+
+@pytest.mark.parametrize("signal", ["metrics", "logs", "events", "service_checks", "traces"])
+async def test_api_key_of_another_site_is_forbidden(emu: Emu, tenant: Tenant, signal: str) -> None:
+    answer = await p.submit(emu, tenant, signal, {}, domain="datadoghq.com")
+    assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
+
+
+@pytest.mark.parametrize("signal", ["metrics", "logs", "events", "service_checks", "traces"])
+async def test_missing_unknown_and_revoked_keys_are_forbidden(
+    emu: Emu, tenant: Tenant, signal: str
+) -> None:
+    missing = await emu.http.post(p.url(signal, DOMAIN), content=b"{}")
+    unknown = await p.submit(
+        emu, tenant, signal, {}, headers={"DD-API-KEY": "0" * 32, "dd-api-key": "0" * 32}
+    )
+    await emu.http.post("/_emulator/api_keys/revoke", json={"dd_oid": tenant.dd_oid})
+    revoked = await p.submit(emu, tenant, signal, {})
+
+    for answer in (missing, unknown, revoked):
+        assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
+    assert await emu.counts() == {}
+
+
+async def test_incidents_need_a_token_with_incident_write(emu: Emu) -> None:
+    tenant = await emu.tenant(DOMAIN, scopes=["api_keys_write"])
+    no_scope = await p.submit(emu, tenant, "incidents", p.incident())
+    no_token = await emu.http.post(p.url("incidents", DOMAIN), json=p.incident())
+    api_key_only = await emu.http.post(
+        p.url("incidents", DOMAIN), json=p.incident(), headers={"DD-API-KEY": tenant.api_key}
+    )
+
+    assert (no_scope.status_code, no_scope.json()) == (403, FORBIDDEN)
+    assert no_token.status_code == 401
+    assert api_key_only.status_code == 401
+
+
+async def test_monitors_need_monitors_read(emu: Emu) -> None:
+    tenant = await emu.tenant(DOMAIN, scopes=["api_keys_write", "incident_write"])
+    headers = {"Authorization": f"Bearer {tenant.access_token}"}
+
+    answer = await emu.http.get(f"/api.{DOMAIN}/api/v1/monitor", headers=headers)
+    elsewhere = await emu.http.get("/api.datadoghq.com/api/v1/monitor", headers=headers)
+
+    assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
+    assert elsewhere.status_code == 401
+
+
+async def test_every_site_takes_its_own_orgs_telemetry(emu: Emu) -> None:
+    domains = [
+        "datadoghq.com",
+        "us3.datadoghq.com",
+        "us5.datadoghq.com",
+        "datadoghq.eu",
+        "ap1.datadoghq.com",
+        "ap2.datadoghq.com",
+        "uk1.datadoghq.com",
+        "ddog-gov.com",
+        "us2.ddog-gov.com",
+    ]
+    for domain in domains:
+        tenant = await emu.tenant(domain, name=domain)
+        for signal, document in (
+            ("metrics", p.series()),
+            ("logs", p.logs()),
+            ("traces", p.traces()),
+        ):
+            answer = await p.submit(emu, tenant, signal, document)
+            assert answer.is_success, (domain, signal, answer.text)
+    counts = await emu.counts()
+    assert len(counts) == len(domains)
+    assert all(c["metrics"]["items"] == 2 and c["traces"]["items"] == 2 for c in counts.values())
