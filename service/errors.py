@@ -19,6 +19,9 @@ class ServiceError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": self.code, "detail": self.detail, **self.extra}
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class Unauthorized(ServiceError):
     status_code = 401

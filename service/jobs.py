@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from arq.connections import ArqRedis
 
 REFRESH_CONNECTION = "refresh_connection"
+DELIVER = "deliver"
 
 
 async def schedule_refresh(
@@ -23,4 +24,26 @@ async def schedule_refresh(
         str(connection_id),
         _job_id=f"{REFRESH_CONNECTION}:{connection_id}:{int(expires_at.timestamp())}",
         _defer_until=expires_at - margin,
+    )
+
+
+async def ring_delivery(
+    redis: ArqRedis,
+    connection_id: uuid.UUID,
+    signal: str,
+    defer_seconds: float = 0,
+    *,
+    suffix: str = "",
+) -> None:
+    """Ring the partition's doorbell (deduplicated while one is queued).
+
+    `suffix` names a different doorbell: a draining job rings `next` or `retry` for itself,
+    since its own id is taken until it returns.
+    """
+    await redis.enqueue_job(
+        DELIVER,
+        str(connection_id),
+        signal,
+        _job_id=f"{DELIVER}:{connection_id}:{signal}{suffix}",
+        _defer_by=defer_seconds,
     )

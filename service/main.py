@@ -18,8 +18,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service.api import browser, internal, ops
+from service.api import browser, internal, ops, sends
 from service.errors import ServiceError
+from service.intake.parse import InvalidBodyError, pointer
 from service.resources import Resources, open_resources
 from service.settings import Settings
 
@@ -43,9 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
+    app.include_router(sends.router)
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidBodyError, _invalid_body)
     for database_error in (OperationalError, InterfaceError, PoolTimeoutError, OSError):
         app.add_exception_handler(database_error, _database_unavailable)
     app.middleware("http")(_log_request)
@@ -54,19 +57,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _service_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
     """422 listing every problem with its JSON pointer into the body (or parameter name)."""
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        {"pointer": _pointer(error["loc"]), "reason": error["msg"]} for error in exc.errors()
-    ]
+    return _problems(
+        [{"pointer": _pointer(error["loc"]), "reason": error["msg"]} for error in exc.errors()]
+    )
+
+
+async def _invalid_body(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidBodyError)
+    return _problems([{"pointer": p.pointer, "reason": p.reason} for p in exc.problems])
+
+
+def _problems(problems: list[dict[str, str]]) -> Response:
+    """422 listing every problem; nothing of the request was stored."""
     return JSONResponse(
         {
             "error": "invalid_body",
-            "detail": f"the request has {len(problems)} problem(s); see problems",
+            "detail": f"the request has {len(problems)} problem(s); nothing was accepted",
             "problems": problems,
         },
         status_code=422,
@@ -87,8 +99,7 @@ async def _database_unavailable(_: Request, exc: Exception) -> Response:
 
 
 def _pointer(loc: tuple[Any, ...]) -> str:
-    where = loc[1:] if loc and loc[0] == "body" else loc
-    return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in where)
+    return pointer(loc[1:] if loc and loc[0] == "body" else loc)
 
 
 async def _log_request(

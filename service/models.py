@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +19,8 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Identity,
+    Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -25,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -130,4 +133,95 @@ class OAuthFlow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
     connection_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("connections.id", ondelete="SET NULL")
+    )
+
+
+class OutboxRow(Base):
+    """Accepted telemetry waiting for delivery: a chunk of one request's items.
+
+    `items` holds the serialized items joined by commas, so a batch is the concatenation of
+    rows inside the signal's envelope. A row is claimed by setting `lease_until`; delivered
+    rows are deleted, refused ones move to `dead_letters`.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_partition", "connection_id", "signal", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    signal: Mapped[str] = mapped_column(String(32))
+    batch_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    items: Mapped[bytes] = mapped_column(LargeBinary)
+    item_count: Mapped[int] = mapped_column(Integer)
+    oldest_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    accepted_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP, default=utcnow, server_default=func.now()
+    )
+    lease_until: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Partition(Base):
+    """Delivery state of one (connection, signal): its lease, retry state and counters."""
+
+    __tablename__ = "partitions"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    signal: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lease_until: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    paused_until: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_items: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    dropped_items: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    dead_items: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    retried_requests: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_delivered_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+
+
+class DeadLetter(Base):
+    """Items Datadog refused or that could no longer be delivered, with the reason.
+
+    `kind` is `rejected` (400), `too_large` (413 for a single item) or `expired` (older than
+    the intake window when its turn came). Replaying moves the items back to the outbox.
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (CheckConstraint("kind IN ('rejected', 'too_large', 'expired')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
+    signal: Mapped[str] = mapped_column(String(32))
+    batch_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    items: Mapped[bytes] = mapped_column(LargeBinary)
+    item_count: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    errors: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    status: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP, default=utcnow, server_default=func.now()
+    )
+    replayed_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a send with an `Idempotency-Key`, kept 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    signal: Mapped[str] = mapped_column(String(32))
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP, default=utcnow, server_default=func.now(), index=True
     )

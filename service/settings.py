@@ -61,6 +61,19 @@ class Settings(DatabaseSettings):
     refresh_margin_seconds: int = Field(default=600, ge=0)
     """Access tokens are refreshed this long before they expire."""
     datadog_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Largest send body the internal API reads; larger ones get 413."""
+    backlog_cap_items: int = Field(default=1_000_000, gt=0)
+    """Items one connection may have waiting; past it, sends get 429 with Retry-After."""
+    backlog_retry_after_seconds: int = Field(default=5, gt=0)
+    linger_seconds: float = Field(default=0.05, ge=0)
+    """How long a partition waits after its first new rows, so batches fill."""
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """A worker's claim on a partition; a crashed worker's claim lapses after this."""
+    drain_budget_seconds: float = Field(default=2.0, gt=0)
+    """How long one job drains a partition before yielding to others (fairness)."""
+    worker_metrics_port: int | None = None
+    """Serve the worker's Prometheus metrics on this port (the API serves its own)."""
     queue_name: str = Field(default="ddbridge", min_length=1)
     """The arq queue; deployments sharing one Redis database need different names."""
 

@@ -1,4 +1,4 @@
-"""The arq worker: token refresh jobs and the cron that finds due work in PostgreSQL.
+"""The arq worker: delivery and token-refresh jobs, and the crons that find work in PostgreSQL.
 
 `ddbridge worker` runs it with settings read at start-up. `arq worker.main.WorkerSettings`
 also works for containers; arq needs its Redis address and queue on the class, so only those
@@ -16,15 +16,18 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from arq import cron
+from prometheus_client import start_http_server
 from arq.connections import RedisSettings
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from service import jobs, tokens
 from service.datadog.errors import DatadogUnavailable
+from service.delivery.drain import Outcome, drain
 from service.metrics import TOKEN_REFRESHES
-from service.models import Connection, OAuthFlow, utcnow
+from service.models import Connection, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
 from service.settings import Settings
+from service.signals import Signal
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,10 @@ def resources(ctx: dict[str, Any]) -> Resources:
 async def startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     ctx["stack"] = stack
-    ctx["resources"] = await stack.enter_async_context(open_resources(Settings()))
+    settings = Settings()
+    ctx["resources"] = await stack.enter_async_context(open_resources(settings))
+    if settings.worker_metrics_port is not None:
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -69,6 +75,51 @@ async def refresh_connection(ctx: dict[str, Any], connection_id: str) -> str:
     if outcome.expires_at is not None:
         await jobs.schedule_refresh(res.redis, uuid.UUID(connection_id), outcome.expires_at, margin)
     return outcome.result
+
+
+async def deliver(ctx: dict[str, Any], connection_id: str, signal: str) -> str:
+    """Drain one partition for a time slice, then ring its own continuation or retry.
+
+    A job's id stays taken until it returns, so continuations alternate between two ids.
+    """
+    res = resources(ctx)
+    partition = uuid.UUID(connection_id)
+    result = await drain(res, partition, Signal(signal))
+    suffix = ":b" if str(ctx.get("job_id", "")).endswith(":a") else ":a"
+    if result.outcome is Outcome.MORE:
+        await jobs.ring_delivery(res.redis, partition, signal, suffix=suffix)
+    elif result.outcome is Outcome.PAUSED and result.retry_at is not None:
+        delay = max(0.0, (result.retry_at - utcnow()).total_seconds())
+        await jobs.ring_delivery(res.redis, partition, signal, delay, suffix=":retry")
+    return result.outcome.value
+
+
+async def reconcile_deliveries(ctx: dict[str, Any]) -> int:
+    """Ring every partition with pending rows that nobody drains and nothing pauses.
+
+    This is what makes Redis only a doorbell: lost jobs, a flushed Redis or a killed worker
+    (its lease lapses) cost a few seconds, never data.
+    """
+    res = resources(ctx)
+    now = utcnow()
+    pending = (
+        select(OutboxRow.connection_id, OutboxRow.signal)
+        .distinct()
+        .outerjoin(
+            Partition,
+            (Partition.connection_id == OutboxRow.connection_id)
+            & (Partition.signal == OutboxRow.signal),
+        )
+        .where(
+            or_(Partition.lease_until.is_(None), Partition.lease_until < now),
+            or_(Partition.paused_until.is_(None), Partition.paused_until <= now),
+        )
+    )
+    async with res.sessionmaker() as session:
+        partitions = (await session.execute(pending)).all()
+    for connection_id, signal in partitions:
+        await jobs.ring_delivery(res.redis, connection_id, signal)
+    return len(partitions)
 
 
 async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
@@ -99,8 +150,11 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
 class WorkerSettings:
     """arq's entry point (see the module docstring for why `redis_settings` is read here)."""
 
-    functions: ClassVar = [refresh_connection]
-    cron_jobs: ClassVar = [cron(reconcile_refreshes, second=0, run_at_startup=True)]
+    functions: ClassVar = [deliver, refresh_connection]
+    cron_jobs: ClassVar = [
+        cron(reconcile_refreshes, second=0, run_at_startup=True),
+        cron(reconcile_deliveries, second=set(range(0, 60, 5)), run_at_startup=True),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(

@@ -1,4 +1,4 @@
-"""Calls to Datadog's OAuth and API-key endpoints for one org's site.
+"""Calls to Datadog for one org's site: OAuth, the API key, and intake submissions.
 
 Every method takes a `Site` from the trusted registry, never a raw string, so an untrusted
 domain cannot become a destination. The `httpx.AsyncClient` is injected; the URL of a host
@@ -119,6 +119,17 @@ class DatadogClient:
                 return False
             raise
         return body.get("valid") is True
+
+    async def submit(self, host: str, path: str, body: bytes, *, headers: dict[str, str]) -> None:
+        """POST a prepared intake body; any non-2xx raises the typed error it means."""
+        try:
+            response = await self._http.post(
+                self.urls.url(host, path), content=body, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from exc
+        if not response.is_success:
+            raise error_from_response(response)
 
     async def _token(
         self, site: Site, client: ClientCredentials, form: dict[str, str]

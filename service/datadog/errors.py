@@ -1,6 +1,6 @@
 """What Datadog's answers mean, as a small tree of typed errors built from the response.
 
-`DatadogUnavailable` means "try again later" (transport failures, 408, 429, 5xx); everything
+`DatadogUnavailable` means "try again later" (transport failures, 404, 408, 429, 5xx); everything
 else under `DatadogRejected` means "what was sent is wrong or no longer allowed" and retrying
 the same request cannot help. Messages carry Datadog's own error texts, never credentials.
 """
@@ -50,6 +50,10 @@ class DatadogConflict(DatadogRejected):
     """409: the resource exists already (e.g. the org's marketplace API key)."""
 
 
+class DatadogTooLarge(DatadogRejected):
+    """413: the request is over Datadog's size or count limit; split it and resend."""
+
+
 def transport_error(exc: httpx.TransportError) -> DatadogUnavailable:
     return DatadogUnavailable(f"could not reach Datadog: {type(exc).__name__}")
 
@@ -65,11 +69,15 @@ def error_from_response(response: httpx.Response) -> DatadogError:
             status=status,
             retry_after=_reset_seconds(response),
         )
+    if status == 404:
+        return DatadogUnavailable(f"Datadog answered 404 (wrong host?): {text}", status=status)
     kind: type[DatadogRejected] = DatadogRejected
     if status in (401, 403):
         kind = DatadogUnauthorized
     elif status == 409:
         kind = DatadogConflict
+    elif status == 413:
+        kind = DatadogTooLarge
     return kind(text, status=status, error=error, errors=errors)
 
 

@@ -1,0 +1,1 @@
+"""Delivering the outbox to each org's Datadog intake, one partition at a time."""

@@ -1,0 +1,304 @@
+"""Draining one partition (connection, signal) into the org's Datadog intake.
+
+Datadog's answers (datadog.md section 5) become actions here:
+
+| answer | action |
+|---|---|
+| 2xx | rows deleted and counted |
+| 413 | split the batch (rows, then a row's items) and resend; a single item is dead-lettered |
+| 400 | split the same way to isolate what Datadog refuses; that item is dead-lettered with its `errors` |
+| 403 on intake | `/api/v1/validate`: if the key is invalid, the connection is `key_invalid` and its data held |
+| 401/403 on a Bearer call | refresh the token once and retry once; then `reauth_required` |
+| 404, 408, 429, 5xx, timeouts | the partition pauses (429: at least `X-RateLimit-Reset`), rows stay |
+
+Items older than their intake window when their turn comes are dropped on purpose and kept
+as `expired` dead letters. Only this partition pauses; every other one keeps going.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from service import connections as conns
+from service import tokens
+from service.connections import SecretField
+from service.datadog.errors import (
+    DatadogError,
+    DatadogRejected,
+    DatadogTooLarge,
+    DatadogUnauthorized,
+    DatadogUnavailable,
+)
+from service.delivery.batches import encode, split_items, split_stale, take
+from service.delivery.store import PartitionStore, Row
+from service.errors import ServiceError
+from service.intake.accept import check_deliverable
+from service.metrics import DELIVERED, DELIVERY_LATENCY, DROPPED, RETRIED
+from service.models import ConnectionStatus, utcnow
+from service.resources import Resources
+from service.signals import SPECS, Credential, Signal, SignalSpec
+from service.sites import Site
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = [1, 2, 5, 15, 60, 300]
+"""Seconds to wait after the 1st, 2nd, ... consecutive transient failure (then the last)."""
+NOT_FOUND_HOLD_AFTER = 5
+"""Consecutive 404s (wrong host) after which the partition is held for an hour."""
+ROWS_PER_ROUND = 64
+
+
+class Outcome(enum.StrEnum):
+    IDLE = "idle"  # nothing left to send
+    MORE = "more"  # the time budget ran out with rows left
+    PAUSED = "paused"  # backing off until `retry_at`
+    HELD = "held"  # the connection cannot deliver; rows kept
+    BUSY = "busy"  # another drainer holds the partition
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    outcome: Outcome
+    retry_at: datetime | None = None
+    delivered: int = 0
+
+
+class _Pause(Exception):
+    def __init__(self, until: datetime, error: str) -> None:
+        super().__init__(error)
+        self.until = until
+        self.error = error
+
+
+class _Held(Exception):
+    pass
+
+
+def backoff(failures: int, at_least: float | None = None) -> float:
+    """Seconds until the next try after `failures` consecutive failures, with jitter."""
+    delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)] * random.uniform(0.8, 1.2)  # noqa: S311
+    return max(delay, at_least or 0.0)
+
+
+async def drain(res: Resources, connection_id: uuid.UUID, signal: Signal) -> DrainResult:
+    """Send this partition's pending rows for up to the drain budget; see the module doc."""
+    store = PartitionStore(
+        res.sessionmaker, connection_id, signal.value, timedelta(seconds=res.settings.lease_seconds)
+    )
+    partition = await store.acquire()
+    if partition is None:
+        return DrainResult(Outcome.BUSY)
+    if partition.paused_until is not None and partition.paused_until > utcnow():
+        await store.release()
+        return DrainResult(Outcome.PAUSED, partition.paused_until)
+    drainer = _Drainer(res, store, signal, partition.failures)
+    try:
+        return await drainer.run()
+    except _Pause as pause:
+        await store.pause(pause.until, pause.error)
+        return DrainResult(Outcome.PAUSED, pause.until, drainer.delivered)
+    except _Held:
+        await store.release()
+        return DrainResult(Outcome.HELD, delivered=drainer.delivered)
+
+
+class _Drainer:
+    def __init__(
+        self, res: Resources, store: PartitionStore, signal: Signal, failures: int
+    ) -> None:
+        self.res = res
+        self.store = store
+        self.signal = signal
+        self.spec: SignalSpec = SPECS[signal]
+        self.failures = failures
+        self.delivered = 0
+        self.credential: str | None = None
+        self.site: Site | None = None
+        self.labels = {"signal": signal.value, "site": ""}
+
+    async def run(self) -> DrainResult:
+        await self._load_connection()
+        deadline = time.monotonic() + self.res.settings.drain_budget_seconds
+        while time.monotonic() < deadline:
+            rows = await self.store.rows(ROWS_PER_ROUND)
+            if not rows:
+                await self.store.release()
+                # Rows committed while we were finishing get their doorbell from us.
+                more = await self.store.has_rows()
+                return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)
+            fresh = [row for row in [await self._expire(row) for row in rows] if row is not None]
+            while fresh:
+                count = take(self.spec, fresh)
+                await self._deliver(fresh[:count])
+                fresh = fresh[count:]
+        await self.store.release()
+        return DrainResult(Outcome.MORE, delivered=self.delivered)
+
+    async def _load_connection(self) -> None:
+        async with self.res.sessionmaker() as session:
+            connection = await conns.get_connection(session, self.store.connection_id)
+            try:
+                check_deliverable(connection, self.signal)
+            except ServiceError as exc:
+                raise _Held from exc
+            self.site = self.res.sites.by_domain(connection.domain)
+            self.labels["site"] = connection.domain
+            secret: SecretField = (
+                "api_key" if self.spec.credential is Credential.API_KEY else "access_token"
+            )
+            self.credential = conns.open_secret(self.res.keyring, connection, secret)
+            expires = connection.access_token_expires_at
+        if self.spec.credential is Credential.BEARER and (expires is None or expires < utcnow()):
+            await self._refresh_token(force=True)
+
+    async def _expire(self, row: Row) -> Row | None:
+        window = self.spec.window_seconds
+        if window is None or row.oldest_at is None:
+            return row
+        cutoff = time.time() - window
+        if row.oldest_at.timestamp() >= cutoff:
+            return row
+        split = split_stale(self.signal, row.items, cutoff)
+        if not split.stale_count:
+            return row
+        reason = f"older than Datadog's {window}-second intake window when its turn came"
+        kept = await self.store.expire(
+            row, (split.fresh, split.fresh_count), (split.stale, split.stale_count), reason
+        )
+        DROPPED.labels(**self.labels, reason="expired").inc(split.stale_count)
+        log.warning("dropped %d expired %s item(s)", split.stale_count, self.signal)
+        return kept
+
+    async def _deliver(self, rows: Sequence[Row]) -> None:
+        body = encode(self.spec, rows)
+        if len(body.wire) > self.spec.max_wire_bytes:
+            await self._split(rows, "too_large", "over Datadog's request size limit", [], None)
+            return
+        try:
+            await self._submit(body.wire, body.headers)
+        except DatadogTooLarge as exc:
+            await self._split(rows, "too_large", exc.description, exc.errors, exc.status)
+            return
+        except DatadogRejected as exc:
+            await self._split(rows, "rejected", exc.description, exc.errors, exc.status)
+            return
+        await self.store.delivered(list(rows))
+        self.failures = 0
+        count = sum(row.item_count for row in rows)
+        self.delivered += count
+        DELIVERED.labels(**self.labels).inc(count)
+        now = utcnow()
+        for row in rows:
+            DELIVERY_LATENCY.labels(**self.labels).observe((now - row.accepted_at).total_seconds())
+
+    async def _split(
+        self, rows: Sequence[Row], kind: str, reason: str, errors: list[str], status: int | None
+    ) -> None:
+        """Isolate what Datadog refuses: halve the rows, then a row's items; bury one item."""
+        if len(rows) > 1:
+            half = len(rows) // 2
+            await self._deliver(rows[:half])
+            await self._deliver(rows[half:])
+            return
+        [row] = rows
+        if row.item_count > 1:
+            first, second, n1, n2 = split_items(row.items)
+            for part in await self.store.replace(row, [(first, n1), (second, n2)]):
+                await self._deliver([part])
+            return
+        await self.store.dead_letter(row, kind=kind, reason=reason, errors=errors, status=status)
+        DROPPED.labels(**self.labels, reason=kind).inc(row.item_count)
+        log.warning("dead-lettered a %s item: %s: %s", self.signal, kind, reason)
+
+    async def _submit(self, wire: bytes, headers: dict[str, str]) -> None:
+        assert self.site is not None
+        try:
+            await self._post(wire, headers)
+        except DatadogUnauthorized as exc:
+            if self.spec.credential is Credential.BEARER:
+                await self._refresh_token(force=True)
+                await self._retry_once_with_bearer(wire, headers)
+            else:
+                await self._api_key_refused(exc)
+        except DatadogUnavailable as exc:
+            self._transient(exc)
+
+    async def _post(self, wire: bytes, headers: dict[str, str]) -> None:
+        assert self.site is not None
+        if self.credential is None:
+            raise _Held
+        auth = (
+            {"DD-API-KEY": self.credential}
+            if self.spec.credential is Credential.API_KEY
+            else {"Authorization": f"Bearer {self.credential}"}
+        )
+        await self.res.datadog.submit(
+            self.spec.host_of(self.site), self.spec.path, wire, headers={**headers, **auth}
+        )
+
+    async def _retry_once_with_bearer(self, wire: bytes, headers: dict[str, str]) -> None:
+        try:
+            await self._post(wire, headers)
+        except DatadogUnauthorized as exc:
+            await self._hold(
+                ConnectionStatus.REAUTH_REQUIRED,
+                f"Datadog refused the token after a refresh ({exc.description})",
+            )
+        except DatadogUnavailable as exc:
+            self._transient(exc)
+
+    async def _api_key_refused(self, exc: DatadogError) -> None:
+        """A 403 on intake: the key is revoked or on the wrong site; validate decides which."""
+        assert self.site is not None
+        assert self.credential is not None
+        try:
+            valid = await self.res.datadog.validate_api_key(self.site, self.credential)
+        except DatadogUnavailable as unavailable:
+            self._transient(unavailable)
+        if valid:
+            self._transient(
+                DatadogUnavailable(
+                    f"intake refused a valid key: {exc.description}", status=exc.status
+                )
+            )
+        await self._hold(
+            ConnectionStatus.KEY_INVALID,
+            "Datadog refused the API key (403 on intake, confirmed by /api/v1/validate)",
+        )
+
+    def _transient(self, exc: DatadogUnavailable) -> NoReturn:
+        cause = str(exc.status or "transport")
+        RETRIED.labels(**self.labels, cause=cause).inc()
+        delay = backoff(self.failures, exc.retry_after if exc.status == 429 else None)
+        if exc.status == 404 and self.failures + 1 >= NOT_FOUND_HOLD_AFTER:
+            delay = 3600.0
+        raise _Pause(utcnow() + timedelta(seconds=delay), exc.description)
+
+    async def _refresh_token(self, *, force: bool) -> None:
+        margin = timedelta(days=1) if force else timedelta(seconds=60)
+        try:
+            outcome = await tokens.refresh_connection(
+                self.res, self.store.connection_id, margin=margin
+            )
+        except DatadogUnavailable as exc:
+            self._transient(exc)
+        if outcome.result == "gone":
+            raise _Held
+        async with self.res.sessionmaker() as session:
+            connection = await conns.get_connection(session, self.store.connection_id)
+            self.credential = conns.open_secret(self.res.keyring, connection, "access_token")
+
+    async def _hold(self, status: ConnectionStatus, reason: str) -> NoReturn:
+        async with self.res.sessionmaker() as session, session.begin():
+            connection = await conns.get_connection(session, self.store.connection_id)
+            conns.transition(session, connection, status, reason)
+        log.warning("connection %s is %s: %s", self.store.connection_id, status, reason)
+        raise _Held

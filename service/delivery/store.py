@@ -1,0 +1,204 @@
+"""The outbox as one partition's drainer sees it: lease, rows, and recording outcomes.
+
+A partition (connection, signal) has at most one drainer: the lease in `partitions` is taken
+by a conditional upsert and lapses after `lease_seconds`, so a crashed worker's partition is
+taken over (its unacknowledged rows are sent again: at least once). Rows need no lease of
+their own. Each outcome is one short transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service.models import DeadLetter, OutboxRow, Partition, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    batch_id: uuid.UUID
+    items: bytes
+    item_count: int
+    oldest_at: datetime | None
+    accepted_at: datetime
+
+
+class PartitionStore:
+    """Database operations of one partition, each in its own short transaction."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        connection_id: uuid.UUID,
+        signal: str,
+        lease: timedelta,
+    ) -> None:
+        self._sessions = sessionmaker
+        self.connection_id = connection_id
+        self.signal = signal
+        self._lease = lease
+        self._key = (Partition.connection_id == connection_id, Partition.signal == signal)
+
+    async def acquire(self) -> Partition | None:
+        """Take the lease if free or lapsed; None when another drainer holds it."""
+        now = utcnow()
+        statement = pg_insert(Partition).values(
+            connection_id=self.connection_id, signal=self.signal, lease_until=now + self._lease
+        )
+        take = statement.on_conflict_do_update(
+            index_elements=[Partition.connection_id, Partition.signal],
+            set_={"lease_until": statement.excluded.lease_until},
+            where=(Partition.lease_until.is_(None)) | (Partition.lease_until < now),
+        ).returning(Partition)
+        async with self._sessions() as session, session.begin():
+            return (await session.scalars(take)).one_or_none()
+
+    async def release(self) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(update(Partition).where(*self._key).values(lease_until=None))
+
+    async def rows(self, limit: int) -> list[Row]:
+        """The oldest pending rows, in acceptance order."""
+        query = (
+            select(
+                OutboxRow.id,
+                OutboxRow.batch_id,
+                OutboxRow.items,
+                OutboxRow.item_count,
+                OutboxRow.oldest_at,
+                OutboxRow.accepted_at,
+            )
+            .where(OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal)
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [Row(*record) for record in await session.execute(query)]
+
+    async def has_rows(self) -> bool:
+        query = select(OutboxRow.id).where(
+            OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal
+        )
+        async with self._sessions() as session:
+            return (await session.scalar(query.limit(1))) is not None
+
+    async def delivered(self, rows: list[Row]) -> None:
+        """Datadog took these rows: delete them, count them, renew the lease."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows])))
+            await session.execute(
+                update(Partition)
+                .where(*self._key)
+                .values(
+                    delivered_items=Partition.delivered_items + sum(r.item_count for r in rows),
+                    failures=0,
+                    paused_until=None,
+                    last_error=None,
+                    last_delivered_at=func.now(),
+                    lease_until=utcnow() + self._lease,
+                )
+            )
+
+    async def dead_letter(
+        self,
+        row: Row,
+        *,
+        kind: str,
+        reason: str,
+        errors: list[str] | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Move a row to the dead letters with why (kept for operators to see and replay)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(delete(OutboxRow).where(OutboxRow.id == row.id))
+            await self._bury(session, row, kind, reason, errors or [], status)
+
+    async def replace(self, row: Row, parts: list[tuple[bytes, int]]) -> list[Row]:
+        """Replace a row by rows holding `parts` (split items), in the same batch."""
+        async with self._sessions() as session, session.begin():
+            return await self._replace(session, row, parts)
+
+    async def expire(
+        self, row: Row, kept: tuple[bytes, int], stale: tuple[bytes, int], reason: str
+    ) -> Row | None:
+        """Drop a row's stale items on purpose (recorded as `expired`); keep the fresh ones."""
+        async with self._sessions() as session, session.begin():
+            fresh = await self._replace(session, row, [kept])
+            expired = Row(row.id, row.batch_id, stale[0], stale[1], row.oldest_at, row.accepted_at)
+            await self._bury(session, expired, "expired", reason, [], None)
+        return fresh[0] if fresh else None
+
+    async def _bury(
+        self,
+        session: AsyncSession,
+        row: Row,
+        kind: str,
+        reason: str,
+        errors: list[str],
+        status: int | None,
+    ) -> None:
+        session.add(
+            DeadLetter(
+                connection_id=self.connection_id,
+                signal=self.signal,
+                batch_id=row.batch_id,
+                items=row.items,
+                item_count=row.item_count,
+                kind=kind,
+                reason=reason,
+                errors=errors,
+                status=status,
+            )
+        )
+        counter = Partition.dropped_items if kind == "expired" else Partition.dead_items
+        await session.execute(
+            update(Partition).where(*self._key).values({counter: counter + row.item_count})
+        )
+
+    async def _replace(
+        self, session: AsyncSession, row: Row, parts: list[tuple[bytes, int]]
+    ) -> list[Row]:
+        await session.execute(delete(OutboxRow).where(OutboxRow.id == row.id))
+        values: list[dict[str, Any]] = [
+            {
+                "connection_id": self.connection_id,
+                "signal": self.signal,
+                "batch_id": row.batch_id,
+                "items": items,
+                "item_count": count,
+                "oldest_at": row.oldest_at,
+                "accepted_at": row.accepted_at,
+            }
+            for items, count in parts
+            if count
+        ]
+        if not values:
+            return []
+        statement = insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True)
+        ids = (await session.scalars(statement, values)).all()
+        return [
+            Row(new_id, row.batch_id, v["items"], v["item_count"], row.oldest_at, row.accepted_at)
+            for new_id, v in zip(ids, values, strict=True)
+        ]
+
+    async def pause(self, until: datetime, error: str) -> None:
+        """Back off: nobody drains this partition before `until`."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(Partition)
+                .where(*self._key)
+                .values(
+                    paused_until=until,
+                    failures=Partition.failures + 1,
+                    retried_requests=Partition.retried_requests + 1,
+                    last_error=error,
+                    lease_until=None,
+                )
+            )

@@ -1,0 +1,1 @@
+"""Accepting sends: Datadog-format bodies validated, chunked and committed to the outbox."""

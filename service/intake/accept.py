@@ -1,0 +1,204 @@
+"""Accepting a send: validate, check the connection and its backlog, commit to the outbox.
+
+A 202 means the items are committed in PostgreSQL. The whole send is one transaction: the
+idempotency key, every outbox row, or nothing. Redis is rung only after the commit; if it is
+down, the worker's reconciler finds the rows anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import connections as conns
+from service import jobs
+from service.errors import ServiceError
+from service.intake.parse import Items, parse
+from service.metrics import ACCEPTED
+from service.models import Connection, ConnectionStatus, IdempotencyKey, OutboxRow
+from service.resources import Resources
+from service.signals import SPECS, Credential, Signal, SignalSpec
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class NotDeliverable(ServiceError):
+    status_code = 409
+    code = "connection_not_deliverable"
+
+
+class BacklogFull(ServiceError):
+    status_code = 429
+    code = "backlog_full"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.extra["retry_after"])}
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Items for one outbox row: at most one Datadog request's worth."""
+
+    items: bytes
+    count: int
+    oldest: float | None
+
+
+def chunk(spec: SignalSpec, items: Items) -> list[Chunk]:
+    """Cut items into rows that each fit one request (an oversized item stays alone)."""
+    room = spec.max_raw_bytes - len(spec.prefix) - len(spec.suffix)
+    chunks: list[Chunk] = []
+    current: list[bytes] = []
+    size = 0
+    oldest: float | None = None
+
+    def close() -> None:
+        chunks.append(Chunk(b",".join(current), len(current), oldest))
+
+    for item, stamp in zip(items.serialized, items.oldest, strict=True):
+        if current and (len(current) >= spec.max_items or size + len(item) + 1 > room):
+            close()
+            current, size, oldest = [], 0, None
+        current.append(item)
+        size += len(item) + 1
+        if stamp is not None:
+            oldest = stamp if oldest is None else min(oldest, stamp)
+    if current:
+        close()
+    return chunks
+
+
+def check_deliverable(connection: Connection, signal: Signal) -> None:
+    """409 unless the connection can deliver this signal (with its status in the answer)."""
+    spec = SPECS[signal]
+    reason = None
+    if connection.status != ConnectionStatus.ACTIVE:
+        reason = f"the connection is {connection.status}"
+    elif spec.credential is Credential.API_KEY and connection.api_key is None:
+        reason = "the connection has no API key"
+    elif spec.credential is Credential.BEARER and connection.refresh_token is None:
+        reason = "the connection has no token"
+    if reason is not None:
+        raise NotDeliverable(
+            f"{reason}; nothing was accepted",
+            status=connection.status,
+            status_reason=connection.status_reason,
+        )
+
+
+async def accept(
+    res: Resources,
+    session: AsyncSession,
+    connection_id: uuid.UUID,
+    signal: Signal,
+    body: bytes,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Commit a send to the outbox and return the answer `{"accepted", "batch_id"}`.
+
+    Raises `InvalidBodyError` (422), `NotFound` (404), `NotDeliverable` (409) or
+    `BacklogFull` (429); nothing is stored then. A repeated idempotency key returns the
+    first answer and stores nothing.
+    """
+    items = parse(signal, body, time.time())
+    connection = await conns.get_connection(session, connection_id)
+    if idempotency_key is not None:
+        first = await _first_answer(session, connection_id, idempotency_key)
+        if first is not None:
+            return first
+    check_deliverable(connection, signal)
+    await _check_backlog(res, session, connection_id, len(items.serialized))
+    batch_id = uuid.uuid4()
+    answer: dict[str, Any] = {"accepted": items.units, "batch_id": str(batch_id)}
+    if idempotency_key is not None and not await _claim_key(
+        session, connection_id, idempotency_key, signal, answer
+    ):
+        await session.rollback()
+        first = await _first_answer(session, connection_id, idempotency_key)
+        assert first is not None
+        return first
+    rows = [
+        {
+            "connection_id": connection_id,
+            "signal": signal.value,
+            "batch_id": batch_id,
+            "items": part.items,
+            "item_count": part.count,
+            "oldest_at": None if part.oldest is None else datetime.fromtimestamp(part.oldest, UTC),
+        }
+        for part in chunk(SPECS[signal], items)
+    ]
+    await session.execute(insert(OutboxRow), rows)
+    await session.commit()
+    ACCEPTED.labels(signal=signal.value, site=connection.domain).inc(items.units)
+    await ring(res, connection_id, signal)
+    return answer
+
+
+async def ring(res: Resources, connection_id: uuid.UUID, signal: Signal) -> None:
+    """Tell the workers the partition has work; if Redis is down the reconciler will."""
+    try:
+        await jobs.ring_delivery(res.redis, connection_id, signal, res.settings.linger_seconds)
+    except (RedisError, OSError) as exc:
+        log.warning("could not ring delivery of %s/%s: %s", connection_id, signal, exc)
+
+
+async def _check_backlog(
+    res: Resources, session: AsyncSession, connection_id: uuid.UUID, adding: int
+) -> None:
+    pending = await session.scalar(
+        select(func.coalesce(func.sum(OutboxRow.item_count), 0)).where(
+            OutboxRow.connection_id == connection_id
+        )
+    )
+    cap = res.settings.backlog_cap_items
+    if (pending or 0) + adding > cap:
+        raise BacklogFull(
+            f"this connection already has {pending} items waiting (cap {cap}); retry later",
+            retry_after=res.settings.backlog_retry_after_seconds,
+        )
+
+
+async def _first_answer(
+    session: AsyncSession, connection_id: uuid.UUID, key: str
+) -> dict[str, Any] | None:
+    stored = await session.get(IdempotencyKey, (connection_id, key))
+    if stored is None or stored.created_at < datetime.now(UTC) - IDEMPOTENCY_WINDOW:
+        return None
+    return stored.response
+
+
+async def _claim_key(
+    session: AsyncSession,
+    connection_id: uuid.UUID,
+    key: str,
+    signal: Signal,
+    answer: dict[str, Any],
+) -> bool:
+    """Insert the key with our answer; False if another send holds it (it committed first)."""
+    statement = pg_insert(IdempotencyKey).values(
+        connection_id=connection_id, key=key, signal=signal.value, response=answer
+    )
+    claimed = await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[IdempotencyKey.connection_id, IdempotencyKey.key],
+            set_={
+                "signal": statement.excluded.signal,
+                "response": statement.excluded.response,
+                "created_at": func.now(),
+            },
+            where=IdempotencyKey.created_at < func.now() - IDEMPOTENCY_WINDOW,
+        ).returning(IdempotencyKey.key)
+    )
+    return claimed.first() is not None
