@@ -3,6 +3,8 @@ own cookie jar, and the emulator's control plane, all over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -188,3 +190,37 @@ class Stack:
         assert response.status_code == 200, response.text
         found: list[dict[str, Any]] = response.json()
         return found
+
+    # Telemetry.
+
+    async def connected(self, account_id: str, domain: str = "datadoghq.com") -> tuple[str, str]:
+        """Connect a new org on `domain`; return (connection id, dd_oid)."""
+        org = await self.create_org(domain, name=f"Org {account_id}")
+        page = await self.connect(account_id, org, domain=domain)
+        assert page.status_code == 200, page.text
+        [connection] = await self.connections(account_id)
+        return connection["id"], org["dd_oid"]
+
+    async def send(
+        self, connection_id: str, signal: str, body: Any, **headers: str
+    ) -> httpx.Response:
+        return await self.api.post(
+            f"/internal/v1/connections/{connection_id}/{signal}", json=body, headers=headers
+        )
+
+    async def received(self, dd_oid: str, signal: str) -> list[dict[str, Any]]:
+        """Items of `signal` the emulator accepted for the org, in arrival order."""
+        response = await self.emu.get("/_emulator/intake", params={"dd_oid": dd_oid, "signal": signal})
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def wait_received(
+        self, dd_oid: str, signal: str, count: int, deadline_seconds: float = 30
+    ) -> list[dict[str, Any]]:
+        """Poll until the emulator holds at least `count` items (delivery is asynchronous)."""
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            items = await self.received(dd_oid, signal)
+            if len(items) >= count or time.monotonic() > deadline:
+                return items
+            await asyncio.sleep(0.05)
