@@ -16,15 +16,16 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from arq import cron
-from prometheus_client import start_http_server
 from arq.connections import RedisSettings
+from prometheus_client import start_http_server
 from sqlalchemy import delete, or_, select
 
 from service import jobs, tokens
 from service.datadog.errors import DatadogUnavailable
 from service.delivery.drain import Outcome, drain
+from service.intake.accept import IDEMPOTENCY_WINDOW
 from service.metrics import TOKEN_REFRESHES
-from service.models import Connection, OAuthFlow, OutboxRow, Partition, utcnow
+from service.models import Connection, IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
 from service.settings import Settings
 from service.signals import Signal
@@ -138,6 +139,9 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
         ).all()
         await session.execute(
             delete(OAuthFlow).where(OAuthFlow.expires_at < utcnow() - FLOW_RETENTION)
+        )
+        await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW)
         )
         await session.commit()
     for connection_id in due:

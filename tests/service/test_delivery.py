@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from service.sites import KNOWN_SITES
+from service.sites import KNOWN_SITES, Site
 from tests.support import payloads
 from tests.support.stack import Stack
 
 
 @pytest.mark.parametrize("site", KNOWN_SITES, ids=lambda site: site.name)
 async def test_metrics_and_logs_reach_the_org_on_every_site(
-    stack: Stack, account_id: str, site  # type: ignore[no-untyped-def]
+    stack: Stack, account_id: str, site: Site
 ) -> None:
     connection_id, dd_oid = await stack.connected(account_id, site.domain)
 
