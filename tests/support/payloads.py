@@ -7,14 +7,18 @@ import time
 from typing import Any
 
 
-def metrics(series: int = 1, points: int = 1, *, at: float | None = None, name: str = "partner.jobs") -> dict[str, Any]:
+def metrics(
+    series: int = 1, points: int = 1, *, at: float | None = None, name: str = "partner.jobs"
+) -> dict[str, Any]:
     now = int(at if at is not None else time.time())
     return {
         "series": [
             {
                 "metric": f"{name}.{s}",
                 "type": 3,
-                "points": [{"timestamp": now - p, "value": float(s * 1000 + p)} for p in range(points)],
+                "points": [
+                    {"timestamp": now - p, "value": float(s * 1000 + p)} for p in range(points)
+                ],
                 "tags": ["env:test", f"series:{s}"],
                 "resources": [{"type": "host", "name": "worker-1"}],
             }
@@ -78,7 +82,9 @@ def traces(spans: int = 1) -> dict[str, Any]:
     return {
         "resourceSpans": [
             {
-                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "jobs"}}]},
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "jobs"}}]
+                },
                 "scopeSpans": [
                     {
                         "scope": {"name": "partner"},

@@ -210,7 +210,9 @@ class Stack:
 
     async def received(self, dd_oid: str, signal: str) -> list[dict[str, Any]]:
         """Items of `signal` the emulator accepted for the org, in arrival order."""
-        response = await self.emu.get("/_emulator/intake", params={"dd_oid": dd_oid, "signal": signal})
+        response = await self.emu.get(
+            "/_emulator/intake", params={"dd_oid": dd_oid, "signal": signal}
+        )
         items: list[dict[str, Any]] = response.json()["items"]
         return items
 
