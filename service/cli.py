@@ -21,8 +21,9 @@ import uvicorn
 from arq.worker import run_worker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import connections as conns
-from service.api.schemas import ConnectionOut
+from service import deliveries
+from service.api.schemas import DeadLetterOut
+from service.api.views import connection_view, connection_views
 from service.db import create_engine, create_sessionmaker, migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
 from service.resources import redis_settings
@@ -36,6 +37,8 @@ EMBEDDED_DATABASE = "ddbridge"
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 connections_app = typer.Typer(help="Inspect connections (never shows a secret).")
 app.add_typer(connections_app, name="connections")
+deadletters_app = typer.Typer(help="Inspect and replay what could not be delivered.")
+app.add_typer(deadletters_app, name="deadletters")
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -127,10 +130,7 @@ def dev(
 def connections_list(account_id: Annotated[str | None, typer.Option()] = None) -> None:
     """List connections (all, or one account's) as JSON lines."""
 
-    async def load(session: AsyncSession) -> list[ConnectionOut]:
-        return [ConnectionOut.of(c) for c in await conns.list_connections(session, account_id)]
-
-    for connection in _with_session(load):
+    for connection in _with_session(lambda session: connection_views(session, account_id)):
         typer.echo(connection.model_dump_json())
 
 
@@ -138,11 +138,32 @@ def connections_list(account_id: Annotated[str | None, typer.Option()] = None) -
 def connections_show(connection_id: uuid.UUID) -> None:
     """Show one connection with its status history."""
 
-    async def load(session: AsyncSession) -> ConnectionOut:
-        connection = await conns.get_connection(session, connection_id)
-        return ConnectionOut.of(connection, list(await conns.history(session, connection_id)))
+    view = _with_session(lambda session: connection_view(session, connection_id))
+    typer.echo(view.model_dump_json(indent=2))
 
-    typer.echo(_with_session(load).model_dump_json(indent=2))
+
+@deadletters_app.command("list")
+def deadletters_list(
+    connection_id: Annotated[uuid.UUID | None, typer.Option("--connection")] = None,
+    limit: int = 100,
+) -> None:
+    """Dead letters (newest first) as JSON lines: what Datadog refused or what expired."""
+    letters = _with_session(
+        lambda session: deliveries.dead_letters(session, connection_id, limit=limit)
+    )
+    for letter in letters:
+        typer.echo(DeadLetterOut.of(letter).model_dump_json())
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(
+    connection_id: uuid.UUID,
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids; all when none")] = None,
+) -> None:
+    """Put a connection's dead letters back in the outbox (the worker's reconciler sends them)."""
+    replayed = _with_session(lambda session: deliveries.replay(session, connection_id, ids))
+    for _, signal, items in replayed:
+        typer.echo(f"replayed {items} {signal} item(s)")
 
 
 def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -27,6 +27,8 @@ class Site:
     name: str
     domain: str
     app_host: str
+    has_trace_intake: bool = True
+    """Agentless OTLP trace intake is not listed for the FED sites."""
 
     @property
     def api_host(self) -> str:
@@ -51,8 +53,8 @@ KNOWN_SITES: tuple[Site, ...] = (
     Site("AP1", "ap1.datadoghq.com", "ap1.datadoghq.com"),
     Site("AP2", "ap2.datadoghq.com", "ap2.datadoghq.com"),
     Site("UK1", "uk1.datadoghq.com", "uk1.datadoghq.com"),
-    Site("US1-FED", "ddog-gov.com", "app.ddog-gov.com"),
-    Site("US2-FED", "us2.ddog-gov.com", "us2.ddog-gov.com"),
+    Site("US1-FED", "ddog-gov.com", "app.ddog-gov.com", has_trace_intake=False),
+    Site("US2-FED", "us2.ddog-gov.com", "us2.ddog-gov.com", has_trace_intake=False),
 )
 
 

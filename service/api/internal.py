@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from service import connections as conns
-from service import onboarding, tokens
+from service import deliveries, onboarding, tokens
 from service.api.deps import Internal, ResourcesDep, SessionDep
-from service.api.schemas import AuthorizationOut, AuthorizationRequest, ConnectionOut
+from service.api.schemas import (
+    AuthorizationOut,
+    AuthorizationRequest,
+    ConnectionOut,
+    DeadLetterOut,
+    ReplayedOut,
+    ReplayRequest,
+)
+from service.api.views import connection_view, connection_views
 from service.errors import InvalidInput
+from service.intake.accept import ring
+from service.reads import read_through
+from service.signals import Signal
 from service.sites import UnknownSiteError
 
 router = APIRouter(prefix="/internal/v1", dependencies=[Internal], tags=["internal"])
@@ -44,17 +56,48 @@ async def create_authorization(
 async def list_connections(
     session: SessionDep, account_id: str | None = Query(default=None, max_length=200)
 ) -> list[ConnectionOut]:
-    return [ConnectionOut.of(c) for c in await conns.list_connections(session, account_id)]
+    """Connections (all, or one account's) with their delivery counters."""
+    return await connection_views(session, account_id)
 
 
 @router.get("/connections/{connection_id}")
 async def get_connection(connection_id: uuid.UUID, session: SessionDep) -> ConnectionOut:
-    """One connection with its status history."""
-    connection = await conns.get_connection(session, connection_id)
-    return ConnectionOut.of(connection, list(await conns.history(session, connection_id)))
+    """One connection with its delivery counters and status history."""
+    return await connection_view(session, connection_id)
 
 
 @router.delete("/connections/{connection_id}")
-async def delete_connection(connection_id: uuid.UUID, res: ResourcesDep) -> ConnectionOut:
+async def delete_connection(
+    connection_id: uuid.UUID, res: ResourcesDep, session: SessionDep
+) -> ConnectionOut:
     """Revoke the grant at Datadog, erase the secrets, and mark it `disconnected`."""
-    return ConnectionOut.of(await tokens.disconnect(res, connection_id))
+    await tokens.disconnect(res, connection_id)
+    return await connection_view(session, connection_id)
+
+
+@router.get("/connections/{connection_id}/dead_letters")
+async def list_dead_letters(
+    connection_id: uuid.UUID, session: SessionDep, limit: int = Query(default=100, ge=1, le=1000)
+) -> list[DeadLetterOut]:
+    """What Datadog refused or what expired, newest first, with the reason."""
+    await conns.get_connection(session, connection_id)
+    letters = await deliveries.dead_letters(session, connection_id, limit=limit)
+    return [DeadLetterOut.of(letter) for letter in letters]
+
+
+@router.post("/connections/{connection_id}/dead_letters/replay")
+async def replay_dead_letters(
+    connection_id: uuid.UUID, body: ReplayRequest, res: ResourcesDep, session: SessionDep
+) -> list[ReplayedOut]:
+    """Put dead letters back in the outbox (all not yet replayed, or the given ids)."""
+    await conns.get_connection(session, connection_id)
+    replayed = await deliveries.replay(session, connection_id, body.ids)
+    for cid, signal, _ in replayed:
+        await ring(res, cid, Signal(signal))
+    return [ReplayedOut(signal=signal, items=items) for _, signal, items in replayed]
+
+
+@router.get("/connections/{connection_id}/monitors")
+async def list_monitors(connection_id: uuid.UUID, request: Request, res: ResourcesDep) -> Any:
+    """The org's monitors, read with its token (scope `monitors_read`); query passed through."""
+    return await read_through(res, connection_id, "/api/v1/monitor", dict(request.query_params))

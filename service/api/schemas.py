@@ -7,7 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.models import Connection, ConnectionEvent
+from service.deliveries import PartitionStats
+from service.models import Connection, ConnectionEvent, DeadLetter
 
 
 class AuthorizationRequest(BaseModel):
@@ -40,6 +41,50 @@ class TransitionOut(BaseModel):
         )
 
 
+class PartitionStatsOut(BaseModel):
+    """Delivery of one signal: backlog, outcomes and retry state."""
+
+    signal: str
+    pending_items: int
+    oldest_pending_at: datetime | None
+    delivered_items: int
+    dropped_items: int
+    dead_items: int
+    retried_requests: int
+    paused_until: datetime | None
+    last_error: str | None
+    last_delivered_at: datetime | None
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    signal: str
+    batch_id: uuid.UUID
+    item_count: int
+    kind: str
+    reason: str
+    errors: list[str]
+    status: int | None
+    created_at: datetime
+    replayed_at: datetime | None
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterOut:
+        return cls.model_validate(letter, from_attributes=True)
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] | None = None
+    """Dead letters to replay; all not yet replayed when absent."""
+
+
+class ReplayedOut(BaseModel):
+    signal: str
+    items: int
+
+
 class ConnectionOut(BaseModel):
     id: uuid.UUID
     account_id: str
@@ -53,11 +98,15 @@ class ConnectionOut(BaseModel):
     has_api_key: bool
     created_at: datetime
     updated_at: datetime
+    delivery: list[PartitionStatsOut]
     history: list[TransitionOut] | None = None
 
     @classmethod
     def of(
-        cls, connection: Connection, history: list[ConnectionEvent] | None = None
+        cls,
+        connection: Connection,
+        delivery: list[PartitionStats],
+        history: list[ConnectionEvent] | None = None,
     ) -> ConnectionOut:
         return cls(
             id=connection.id,
@@ -72,5 +121,6 @@ class ConnectionOut(BaseModel):
             has_api_key=connection.api_key is not None,
             created_at=connection.created_at,
             updated_at=connection.updated_at,
+            delivery=[PartitionStatsOut.model_validate(p, from_attributes=True) for p in delivery],
             history=None if history is None else [TransitionOut.of(e) for e in history],
         )

@@ -131,6 +131,20 @@ class DatadogClient:
         if not response.is_success:
             raise error_from_response(response)
 
+    async def read(self, site: Site, path: str, access_token: str, params: dict[str, str]) -> Any:
+        """GET a read endpoint on `api.<domain>` with the org's token; the JSON answer."""
+        try:
+            response = await self._http.get(
+                self.urls.url(site.api_host, path),
+                params=params,
+                headers={"Authorization": f"Bearer {access_token}"},
+            )
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from exc
+        if not response.is_success:
+            raise error_from_response(response)
+        return response.json()
+
     async def _token(
         self, site: Site, client: ClientCredentials, form: dict[str, str]
     ) -> TokenGrant:

@@ -145,11 +145,11 @@ class _Drainer:
     async def _load_connection(self) -> None:
         async with self.res.sessionmaker() as session:
             connection = await conns.get_connection(session, self.store.connection_id)
+            self.site = self.res.sites.by_domain(connection.domain)
             try:
-                check_deliverable(connection, self.signal)
+                check_deliverable(connection, self.signal, self.site)
             except ServiceError as exc:
                 raise _Held from exc
-            self.site = self.res.sites.by_domain(connection.domain)
             self.labels["site"] = connection.domain
             secret: SecretField = (
                 "api_key" if self.spec.credential is Credential.API_KEY else "access_token"

@@ -27,6 +27,7 @@ from service.metrics import ACCEPTED
 from service.models import Connection, ConnectionStatus, IdempotencyKey, OutboxRow
 from service.resources import Resources
 from service.signals import SPECS, Credential, Signal, SignalSpec
+from service.sites import Site
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,13 @@ def chunk(spec: SignalSpec, items: Items) -> list[Chunk]:
     return chunks
 
 
-def check_deliverable(connection: Connection, signal: Signal) -> None:
+def check_deliverable(connection: Connection, signal: Signal, site: Site) -> None:
     """409 unless the connection can deliver this signal (with its status in the answer)."""
     spec = SPECS[signal]
     reason = None
-    if connection.status != ConnectionStatus.ACTIVE:
+    if signal is Signal.TRACES and not site.has_trace_intake:
+        reason = f"{site.name} has no agentless trace intake"
+    elif connection.status != ConnectionStatus.ACTIVE:
         reason = f"the connection is {connection.status}"
     elif spec.credential is Credential.API_KEY and connection.api_key is None:
         reason = "the connection has no API key"
@@ -117,7 +120,7 @@ async def accept(
         first = await _first_answer(session, connection_id, idempotency_key)
         if first is not None:
             return first
-    check_deliverable(connection, signal)
+    check_deliverable(connection, signal, res.sites.by_domain(connection.domain))
     await _check_backlog(res, session, connection_id, len(items.serialized))
     batch_id = uuid.uuid4()
     answer: dict[str, Any] = {"accepted": items.units, "batch_id": str(batch_id)}

@@ -101,5 +101,6 @@ async def test_connection_view_never_carries_a_secret(stack: Stack, account_id: 
         "history",
     }
     assert set(listed) == expected
+    assert listed["history"] is None, "the list leaves history to the single view"
     assert set(one) == expected
     assert [t["to_status"] for t in one["history"]] == ["pending", "active"]
