@@ -99,6 +99,7 @@ async def test_connection_view_never_carries_a_secret(stack: Stack, account_id: 
         "created_at",
         "updated_at",
         "history",
+        "delivery",
     }
     assert set(listed) == expected
     assert listed["history"] is None, "the list leaves history to the single view"
