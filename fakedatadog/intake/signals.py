@@ -35,7 +35,6 @@ PROTOBUF = "application/x-protobuf"
 class Rules:
     """How one signal's endpoint takes a body. Sizes are inclusive maxima in bytes."""
 
-    signal: Signal
     encodings: Collection[str]
     max_wire: int | None
     max_decoded: int | None
@@ -47,34 +46,50 @@ RULES: dict[Signal, Rules] = {
     # SubmitMetrics: "maximum payload size is 500 kilobytes (512000 bytes). Compressed payloads
     # must have a decompressed size of less than 5 megabytes (5242880 bytes)".
     "metrics": Rules(
-        "metrics",
-        {GZIP, DEFLATE, ZSTD},
-        512_000,
-        5_242_879,
-        validation.validate_metrics,
-        validation.count_metrics,
+        encodings={GZIP, DEFLATE, ZSTD},
+        max_wire=512_000,
+        max_decoded=5_242_879,
+        validate=validation.validate_metrics,
+        count=validation.count_metrics,
     ),
     # SubmitLog: "Maximum content size per payload (uncompressed): 5MB"; gzip and deflate.
     "logs": Rules(
-        "logs", {GZIP, DEFLATE}, None, 5_000_000, validation.validate_logs, validation.count_logs
+        encodings={GZIP, DEFLATE},
+        max_wire=None,
+        max_decoded=5_000_000,
+        validate=validation.validate_logs,
+        count=validation.count_logs,
     ),
     # CreateEvent, SubmitServiceCheck, CreateIncident: JSON bodies with no Content-Encoding
     # parameter and no documented size limit.
-    "events": Rules("events", (), None, None, validation.validate_event, validation.count_event),
+    "events": Rules(
+        encodings=(),
+        max_wire=None,
+        max_decoded=None,
+        validate=validation.validate_event,
+        count=validation.count_one,
+    ),
     "service_checks": Rules(
-        "service_checks",
-        (),
-        None,
-        None,
-        validation.validate_service_checks,
-        validation.count_service_checks,
+        encodings=(),
+        max_wire=None,
+        max_decoded=None,
+        validate=validation.validate_service_checks,
+        count=validation.count_service_checks,
     ),
     "incidents": Rules(
-        "incidents", (), None, None, validation.validate_incident, validation.count_event
+        encodings=(),
+        max_wire=None,
+        max_decoded=None,
+        validate=validation.validate_incident,
+        count=validation.count_one,
     ),
     # The OTLP trace intake: at most 3.2 MB; OTLP/HTTP defines gzip as its one compression.
     "traces": Rules(
-        "traces", {GZIP}, 3_200_000, 3_200_000, otlp.validate_traces, otlp.count_traces
+        encodings={GZIP},
+        max_wire=3_200_000,
+        max_decoded=3_200_000,
+        validate=otlp.validate_traces,
+        count=otlp.count_traces,
     ),
 }
 

@@ -119,6 +119,7 @@ def validate_logs(document: Any, now: float) -> Accepted:
 
 
 def count_logs(document: Any) -> int:
+    """Entries, with the 1000-entry limit still enforced."""
     return len(log_entries(document))
 
 
@@ -132,7 +133,8 @@ def validate_event(document: Any, now: float) -> Accepted:
     return Accepted([document], 1)
 
 
-def count_event(document: Any) -> int:
+def count_one(document: Any) -> int:
+    """One event or incident: any JSON object."""
     _outer(document, dict)
     return 1
 
@@ -149,6 +151,7 @@ def validate_service_checks(document: Any, now: float) -> Accepted:
 
 
 def count_service_checks(document: Any) -> int:
+    """Checks in the array."""
     return len(_outer(document, list))
 
 
