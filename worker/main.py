@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from arq import cron
+from arq import cron, func
 from arq.connections import RedisSettings
 from prometheus_client import start_http_server
 from sqlalchemy import delete, or_, select
@@ -154,7 +154,8 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
 class WorkerSettings:
     """arq's entry point (see the module docstring for why `redis_settings` is read here)."""
 
-    functions: ClassVar = [deliver, refresh_connection]
+    # A doorbell's id must be free again as soon as its job ends: no kept result.
+    functions: ClassVar = [func(deliver, keep_result=0), refresh_connection]
     cron_jobs: ClassVar = [
         cron(reconcile_refreshes, second=0, run_at_startup=True),
         cron(reconcile_deliveries, second=set(range(0, 60, 5)), run_at_startup=True),

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from typing import Any
 
 
 def metrics(
-    series: int = 1, points: int = 1, *, at: float | None = None, name: str = "partner.jobs"
+    series: int = 1,
+    points: int = 1,
+    *,
+    at: float | None = None,
+    name: str = "partner.jobs",
+    random_values: bool = False,
 ) -> dict[str, Any]:
+    """`points` per series, a second apart back from `at`; random values barely compress."""
     now = int(at if at is not None else time.time())
+    rng = random.Random(7)
     return {
         "series": [
             {
                 "metric": f"{name}.{s}",
                 "type": 3,
                 "points": [
-                    {"timestamp": now - p, "value": float(s * 1000 + p)} for p in range(points)
+                    {
+                        "timestamp": now - p % 3000,
+                        "value": rng.random() if random_values else float(s * 1000 + p),
+                    }
+                    for p in range(points)
                 ],
                 "tags": ["env:test", f"series:{s}"],
                 "resources": [{"type": "host", "name": "worker-1"}],

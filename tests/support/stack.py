@@ -226,3 +226,15 @@ class Stack:
             if len(items) >= count or time.monotonic() > deadline:
                 return items
             await asyncio.sleep(0.05)
+
+    async def wait_dead_letters(
+        self, connection_id: str, count: int, deadline_seconds: float = 30
+    ) -> list[dict[str, Any]]:
+        """Poll the connection's dead letters until there are at least `count`."""
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            response = await self.api.get(f"/internal/v1/connections/{connection_id}/dead_letters")
+            letters: list[dict[str, Any]] = response.json()
+            if len(letters) >= count or time.monotonic() > deadline:
+                return letters
+            await asyncio.sleep(0.05)
