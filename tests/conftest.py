@@ -108,6 +108,7 @@ def stack_processes(
         "DDBRIDGE_DATADOG_URL_TEMPLATE": f"{stack.emulator_url}/{{host}}",
         "DDBRIDGE_RETURN_TO_ORIGINS": "https://partner.example",
         "DDBRIDGE_REFRESH_MARGIN_SECONDS": "30",
+        "DDBRIDGE_BACKLOG_CAP_ITEMS": "5000",
         "DDBRIDGE_QUEUE_NAME": stack.queue_name,
     }
     emulator = processes.start(
