@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 OAUTH_FLOWS = Counter(
     "ddbridge_oauth_flows", "Onboarding callbacks and links by outcome", ["outcome"]
@@ -28,4 +28,12 @@ DELIVERY_LATENCY = Histogram(
     "From commit in the outbox to Datadog's 2xx",
     ["signal", "site"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+BACKLOG = Gauge(
+    "ddbridge_backlog_items", "Items waiting in the outbox (read at scrape)", ["signal", "site"]
+)
+OLDEST_PENDING = Gauge(
+    "ddbridge_oldest_pending_seconds",
+    "Age of the oldest waiting item (read at scrape)",
+    ["signal", "site"],
 )

@@ -86,6 +86,7 @@ def stack_processes(
     """The emulator, the API and one worker as real processes, configured like production."""
     _, redis_url = service_urls
     emulator_port, api_port = processes.free_port(), processes.free_port()
+    worker_metrics_port = processes.free_port()
     stack = Stack(
         api_url=f"http://127.0.0.1:{api_port}",
         emulator_url=f"http://127.0.0.1:{emulator_port}",
@@ -95,6 +96,7 @@ def stack_processes(
         client_id=f"test-client-{secrets.token_hex(4)}",
         client_secret=secrets.token_urlsafe(32),
         queue_name=f"ddbridge-test-{os.getpid()}",
+        worker_metrics_url=f"http://127.0.0.1:{worker_metrics_port}/metrics",
         log_dir=log_dir,
     )
     env = {
@@ -110,6 +112,7 @@ def stack_processes(
         "DDBRIDGE_REFRESH_MARGIN_SECONDS": "30",
         "DDBRIDGE_BACKLOG_CAP_ITEMS": "5000",
         "DDBRIDGE_QUEUE_NAME": stack.queue_name,
+        "DDBRIDGE_WORKER_METRICS_PORT": str(worker_metrics_port),
     }
     emulator = processes.start(
         "emulator", ["fakedatadog", "--port", str(emulator_port)], env, log_dir

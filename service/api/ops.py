@@ -7,9 +7,11 @@ import asyncio
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from service.api.deps import ResourcesDep
+from service.metrics import BACKLOG, OLDEST_PENDING
+from service.models import Connection, OutboxRow, utcnow
 
 router = APIRouter(tags=["ops"])
 
@@ -34,8 +36,35 @@ async def readyz(res: ResourcesDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(res: ResourcesDep) -> Response:
+    """This process's counters, plus the outbox backlog read from PostgreSQL now.
+
+    The worker's delivery counters are served by each worker on
+    `DDBRIDGE_WORKER_METRICS_PORT`.
+    """
+    await _read_backlog(res)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _read_backlog(res: ResourcesDep) -> None:
+    query = (
+        select(
+            Connection.domain,
+            OutboxRow.signal,
+            func.sum(OutboxRow.item_count),
+            func.min(OutboxRow.accepted_at),
+        )
+        .join(Connection, Connection.id == OutboxRow.connection_id)
+        .group_by(Connection.domain, OutboxRow.signal)
+    )
+    async with res.sessionmaker() as session:
+        rows = (await session.execute(query)).all()
+    BACKLOG.clear()
+    OLDEST_PENDING.clear()
+    now = utcnow()
+    for domain, signal, items, oldest in rows:
+        BACKLOG.labels(signal=signal, site=domain).set(items)
+        OLDEST_PENDING.labels(signal=signal, site=domain).set((now - oldest).total_seconds())
 
 
 async def _database(res: ResourcesDep) -> bool:

@@ -52,6 +52,7 @@ class Stack:
     client_id: str
     client_secret: str
     queue_name: str
+    worker_metrics_url: str
     log_dir: Path
     children: list[Child] = field(default_factory=list)
     _api: httpx.AsyncClient | None = None
