@@ -196,6 +196,8 @@ class EmulatorState:
     access_tokens: dict[str, AccessToken] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     monitors: list[Monitor] = field(default_factory=list)
+    incidents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Created incidents per org, as CreateIncident answered them."""
     intake: IntakeLog = field(default_factory=IntakeLog)
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)

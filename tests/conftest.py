@@ -111,6 +111,7 @@ def stack_processes(
         "DDBRIDGE_RETURN_TO_ORIGINS": "https://partner.example",
         "DDBRIDGE_REFRESH_MARGIN_SECONDS": "30",
         "DDBRIDGE_BACKLOG_CAP_ITEMS": "5000",
+        "DDBRIDGE_DATADOG_TIMEOUT_SECONDS": "5",
         "DDBRIDGE_QUEUE_NAME": stack.queue_name,
         "DDBRIDGE_WORKER_METRICS_PORT": str(worker_metrics_port),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from fakedatadog.deps import BearerToken, DdApiKey, Emulator, api_site, site_of
 from fakedatadog.errors import ApiError
@@ -38,6 +38,7 @@ def _scope(name: str) -> Any:
 
 
 IncidentWrite = Annotated[AccessToken, _scope("incident_write")]
+IncidentRead = Annotated[AccessToken, _scope("incident_read")]
 MonitorsRead = Annotated[AccessToken, _scope("monitors_read")]
 
 
@@ -85,7 +86,31 @@ async def create_incident(
     org = token.grant.org
     document = await _receive(request, state, "incidents", org)
     public_id = state.intake.counter(org.dd_oid, "incidents").items
-    return incident_answer(document, public_id, now)
+    answer = incident_answer(document, public_id, now)
+    state.incidents.setdefault(org.dd_oid, []).append(answer["data"])
+    return answer
+
+
+@api_router.get("/{host}/api/v2/incidents")
+async def list_incidents(
+    token: IncidentRead,
+    state: Emulator,
+    page_size: Annotated[int, Query(alias="page[size]", ge=1, le=100)] = 10,
+    page_offset: Annotated[int, Query(alias="page[offset]", ge=0)] = 0,
+) -> dict[str, Any]:
+    """ListIncidents: the org's incidents, newest first, one page."""
+    incidents = list(reversed(state.incidents.get(token.grant.org.dd_oid, [])))
+    page = incidents[page_offset : page_offset + page_size]
+    return {
+        "data": page,
+        "meta": {
+            "pagination": {
+                "offset": page_offset,
+                "size": len(page),
+                "next_offset": page_offset + len(page),
+            }
+        },
+    }
 
 
 @trace_router.post("/{host}/v1/traces")

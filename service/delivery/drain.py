@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+import orjson
+
 from service import connections as conns
 from service import tokens
 from service.connections import SecretField
@@ -178,18 +180,24 @@ class _Drainer:
         return kept
 
     async def _deliver(self, rows: Sequence[Row]) -> None:
+        if self.signal is Signal.INCIDENTS and rows[0].attempts and await self._created(rows[0]):
+            await self._delivered(rows)
+            return
         body = encode(self.spec, rows)
         if len(body.wire) > self.spec.max_wire_bytes:
             await self._split(rows, "too_large", "over Datadog's request size limit", [], None)
             return
         try:
-            await self._submit(body.wire, body.headers)
+            await self._submit(rows, body.wire, body.headers)
         except DatadogTooLarge as exc:
             await self._split(rows, "too_large", exc.description, exc.errors, exc.status)
             return
         except DatadogRejected as exc:
             await self._split(rows, "rejected", exc.description, exc.errors, exc.status)
             return
+        await self._delivered(rows)
+
+    async def _delivered(self, rows: Sequence[Row]) -> None:
         await self.store.delivered(list(rows))
         self.failures = 0
         count = sum(row.item_count for row in rows)
@@ -218,8 +226,31 @@ class _Drainer:
         DROPPED.labels(**self.labels, reason=kind).inc(row.item_count)
         log.warning("dead-lettered a %s item: %s: %s", self.signal, kind, reason)
 
-    async def _submit(self, wire: bytes, headers: dict[str, str]) -> None:
+    async def _created(self, row: Row) -> bool:
+        """Whether an incident sent with an unclear outcome exists at Datadog already.
+
+        Incidents are not idempotent, so after a timeout or 5xx the org's newest incidents
+        are searched for the same title created since acceptance. If they cannot be read
+        (no `incident_read` scope, Datadog down), the incident is sent again: a possible
+        duplicate, never a loss.
+        """
         assert self.site is not None
+        assert self.credential is not None
+        title = orjson.loads(row.items)["data"]["attributes"]["title"]
+        params = {"page[size]": "100"}
+        try:
+            found = await self.res.datadog.read(self.site, self.spec.path, self.credential, params)
+        except DatadogError as exc:
+            log.warning("cannot look up incidents before resending: %s", exc.description)
+            return False
+        since = row.accepted_at - timedelta(seconds=5)
+        return any(
+            item.get("attributes", {}).get("title") == title
+            and datetime.fromisoformat(item["attributes"]["created"]) >= since
+            for item in found.get("data", [])
+        )
+
+    async def _submit(self, rows: Sequence[Row], wire: bytes, headers: dict[str, str]) -> None:
         try:
             await self._post(wire, headers)
         except DatadogUnauthorized as exc:
@@ -229,6 +260,8 @@ class _Drainer:
             else:
                 await self._api_key_refused(exc)
         except DatadogUnavailable as exc:
+            if self.signal is Signal.INCIDENTS and exc.status not in (404, 429):
+                await self.store.mark_unclear(list(rows))
             self._transient(exc)
 
     async def _post(self, wire: bytes, headers: dict[str, str]) -> None:

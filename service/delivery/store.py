@@ -28,6 +28,8 @@ class Row:
     item_count: int
     oldest_at: datetime | None
     accepted_at: datetime
+    attempts: int = 0
+    """Sends whose outcome was unclear (the request may have reached Datadog)."""
 
 
 class PartitionStore:
@@ -74,6 +76,7 @@ class PartitionStore:
                 OutboxRow.item_count,
                 OutboxRow.oldest_at,
                 OutboxRow.accepted_at,
+                OutboxRow.attempts,
             )
             .where(OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal)
             .order_by(OutboxRow.id)
@@ -81,6 +84,15 @@ class PartitionStore:
         )
         async with self._sessions() as session:
             return [Row(*record) for record in await session.execute(query)]
+
+    async def mark_unclear(self, rows: list[Row]) -> None:
+        """Remember that these rows were sent without a clear answer (see incidents)."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_([r.id for r in rows]))
+                .values(attempts=OutboxRow.attempts + 1)
+            )
 
     async def has_rows(self) -> bool:
         query = select(OutboxRow.id).where(

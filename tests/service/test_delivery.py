@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from service.sites import KNOWN_SITES, Site
@@ -162,3 +165,30 @@ async def test_400_isolates_the_refused_item_and_replay_resends_it(
     )
     assert replayed.json() == [{"signal": "service_checks", "items": 1}]
     assert len(await stack.wait_received(dd_oid, "service_checks", 2)) == 2
+
+
+async def test_incident_with_an_unclear_outcome_is_looked_up_not_recreated(
+    stack: Stack, account_id: str
+) -> None:
+    """Datadog creates the incident but answers after the worker's 5 s timeout."""
+    connection_id, dd_oid = await stack.connected(account_id)
+    await stack.emu.post(
+        "/_emulator/faults",
+        json={"dd_oid": dd_oid, "path": "/api/v2/incidents", "delay_seconds": 6, "count": 1},
+    )
+
+    await stack.send(connection_id, "incidents", payloads.incident("Payments are down"))
+
+    async def settled() -> bool:
+        view = (await stack.api.get(f"/internal/v1/connections/{connection_id}")).json()
+        return any(
+            p["signal"] == "incidents" and p["delivered_items"] == 1 for p in view["delivery"]
+        )
+
+    deadline = time.monotonic() + 30
+    while not await settled():
+        assert time.monotonic() < deadline, "the incident was not settled"
+        await asyncio.sleep(0.1)
+    calls = await stack.datadog_requests(path="/api/v2/incidents")
+    assert [c["method"] for c in calls] == ["POST", "GET"]
+    assert len(await stack.received(dd_oid, "incidents")) == 1
