@@ -24,10 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service import deliveries
 from service.api.schemas import DeadLetterOut
 from service.api.views import connection_view, connection_views
+from service.crypto import generate_key
 from service.db import create_engine, create_sessionmaker, migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
+from service.keys import rotate
 from service.resources import redis_settings
-from service.settings import DatabaseSettings, Settings
+from service.settings import DatabaseSettings, KeyRingSettings, Settings
 
 T = TypeVar("T")
 
@@ -39,6 +41,8 @@ connections_app = typer.Typer(help="Inspect connections (never shows a secret)."
 app.add_typer(connections_app, name="connections")
 deadletters_app = typer.Typer(help="Inspect and replay what could not be delivered.")
 app.add_typer(deadletters_app, name="deadletters")
+keys_app = typer.Typer(help="Encryption keys for secrets at rest.")
+app.add_typer(keys_app, name="keys")
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -164,6 +168,27 @@ def deadletters_replay(
     replayed = _with_session(lambda session: deliveries.replay(session, connection_id, ids))
     for _, signal, items in replayed:
         typer.echo(f"replayed {items} {signal} item(s)")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new key for DDBRIDGE_ENCRYPTION_KEYS (put it first to start rotating)."""
+    typer.echo(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-seal every stored secret under the first of DDBRIDGE_ENCRYPTION_KEYS."""
+    settings = KeyRingSettings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            return await rotate(create_sessionmaker(engine), settings.keyring())
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"re-sealed {asyncio.run(run())} secret(s) under the first key")
 
 
 def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -39,7 +39,7 @@ def redis_settings(settings: Settings) -> RedisSettings:
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open everything a process needs; close it all on exit, in reverse order."""
-    keyring = KeyRing(key.get_secret_value() for key in settings.encryption_keys)
+    keyring = settings.keyring()
     sites = SiteRegistry(settings.extra_sites)
     engine = create_engine(settings.database_url)
     redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)

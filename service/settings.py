@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.crypto import KeyRing
+
 
 class ClientCredentials(BaseModel):
     """One OAuth client as registered with Datadog on a site."""
@@ -38,7 +40,21 @@ class DatabaseSettings(BaseSettings):
     database_url: str
 
 
-class Settings(DatabaseSettings):
+class KeyRingSettings(DatabaseSettings):
+    """The database and the encryption keys: what re-sealing secrets needs."""
+
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(min_length=1)
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _keys_comma_separated(cls, value: object) -> object:
+        return _split_commas(value)
+
+    def keyring(self) -> KeyRing:
+        return KeyRing(key.get_secret_value() for key in self.encryption_keys)
+
+
+class Settings(KeyRingSettings):
     """Everything ddbridge reads from its environment."""
 
     mode: Literal["production", "dev"] = "production"
@@ -49,7 +65,6 @@ class Settings(DatabaseSettings):
     clients: dict[str, ClientCredentials] = {}
     redirect_uri: str | None = None
     internal_tokens: Annotated[list[SecretStr], NoDecode] = Field(min_length=1)
-    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(min_length=1)
     datadog_url_template: str = "https://{host}"
     extra_sites: CommaList = []
     signin_url: str | None = None

@@ -96,6 +96,7 @@ def stack_processes(
         client_id=f"test-client-{secrets.token_hex(4)}",
         client_secret=secrets.token_urlsafe(32),
         queue_name=f"ddbridge-test-{os.getpid()}",
+        encryption_keys=[generate_key(), generate_key()],
         worker_metrics_url=f"http://127.0.0.1:{worker_metrics_port}/metrics",
         log_dir=log_dir,
     )
@@ -104,7 +105,7 @@ def stack_processes(
         "DDBRIDGE_REDIS_URL": redis_url,
         "DDBRIDGE_PUBLIC_URL": stack.api_url,
         "DDBRIDGE_INTERNAL_TOKENS": f"{secrets.token_urlsafe(16)},{stack.internal_token}",
-        "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
+        "DDBRIDGE_ENCRYPTION_KEYS": ",".join(stack.encryption_keys),
         "DDBRIDGE_CLIENT_ID": stack.client_id,
         "DDBRIDGE_CLIENT_SECRET": stack.client_secret,
         "DDBRIDGE_DATADOG_URL_TEMPLATE": f"{stack.emulator_url}/{{host}}",

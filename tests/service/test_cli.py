@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
 
+import asyncpg
+
+from service.crypto import key_id
 from tests.support import payloads
 from tests.support.processes import REPO_ROOT
-from tests.support.stack import Stack
+from tests.support.stack import Stack, asyncpg_dsn
 
 
-async def ddbridge(stack: Stack, *args: str) -> str:
+async def ddbridge(stack: Stack, *args: str, **env: str) -> str:
     """Run `ddbridge ARGS` as an operator would; fail on a non-zero exit."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -20,7 +24,7 @@ async def ddbridge(stack: Stack, *args: str) -> str:
         "service",
         *args,
         cwd=REPO_ROOT,
-        env={**os.environ, "DDBRIDGE_DATABASE_URL": stack.database_url},
+        env={**os.environ, "DDBRIDGE_DATABASE_URL": stack.database_url, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -75,3 +79,34 @@ async def test_deadletters_list_and_replay(stack: Stack, account_id: str) -> Non
     assert replayed.strip() == "replayed 1 events item(s)"
     # The CLI does not ring Redis: the worker's reconciler finds the replayed row.
     assert len(await stack.wait_received(dd_oid, "events", 1)) == 1
+
+
+async def test_keys_rotate_reseals_every_secret_and_delivery_goes_on(
+    stack: Stack, account_id: str
+) -> None:
+    """The stack's ring is (K1, K2): after rotating to (K2, K1) it still opens everything."""
+    connection_id, dd_oid = await stack.connected(account_id)
+    first, second = stack.encryption_keys
+    rotated_ring = {"DDBRIDGE_ENCRYPTION_KEYS": f"{second},{first}"}
+
+    said = await ddbridge(stack, "keys", "rotate", **rotated_ring)
+    again = await ddbridge(stack, "keys", "rotate", **rotated_ring)
+
+    assert int(said.split()[1]) >= 3, said
+    assert again.strip() == "re-sealed 0 secret(s) under the first key"
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        row = await db.fetchrow(
+            "SELECT access_token, refresh_token, api_key FROM connections WHERE id = $1::uuid",
+            connection_id,
+        )
+    finally:
+        await db.close()
+    assert row is not None
+    assert {bytes(sealed)[1:9] for sealed in row.values()} == {key_id(_raw(second))}
+    await stack.send(connection_id, "logs", payloads.logs(2))
+    assert len(await stack.wait_received(dd_oid, "logs", 2)) == 2
+
+
+def _raw(key: str) -> bytes:
+    return base64.urlsafe_b64decode(key)

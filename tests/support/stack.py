@@ -52,6 +52,8 @@ class Stack:
     client_id: str
     client_secret: str
     queue_name: str
+    encryption_keys: list[str]
+    """The ring: the first seals; the second also opens (what a rotation leaves behind)."""
     worker_metrics_url: str
     log_dir: Path
     children: list[Child] = field(default_factory=list)

@@ -1,0 +1,51 @@
+"""Rotating the encryption key online: re-seal every secret under the ring's first key.
+
+Put the new key first in `DDBRIDGE_ENCRYPTION_KEYS` (keeping the old ones after it), restart
+the processes, run `ddbridge keys rotate`, then drop the old keys. Each connection is re-sealed
+under its row lock, so a concurrent token refresh never interleaves with it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from service import connections as conns
+from service.connections import SecretField
+from service.crypto import KeyRing
+from service.models import Connection, OAuthFlow
+
+FIELDS: tuple[SecretField, ...] = ("access_token", "refresh_token", "api_key")
+
+
+async def rotate(sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRing) -> int:
+    """Re-seal every secret not yet under the primary key; return how many were."""
+    resealed = 0
+    async with sessionmaker() as session:
+        ids = (await session.scalars(select(Connection.id))).all()
+    for connection_id in ids:
+        async with sessionmaker() as session, session.begin():
+            connection = (
+                await session.scalars(
+                    select(Connection).where(Connection.id == connection_id).with_for_update()
+                )
+            ).one()
+            for field in FIELDS:
+                sealed: bytes | None = getattr(connection, field)
+                if sealed is not None and not keyring.is_current(sealed):
+                    value = conns.open_secret(keyring, connection, field)
+                    assert value is not None
+                    setattr(connection, field, conns.seal(keyring, connection, field, value))
+                    resealed += 1
+    async with sessionmaker() as session, session.begin():
+        flows = await session.scalars(
+            select(OAuthFlow).where(OAuthFlow.code_verifier.is_not(None)).with_for_update()
+        )
+        for flow in flows:
+            assert flow.code_verifier is not None
+            if not keyring.is_current(flow.code_verifier):
+                context = f"flow:{flow.id}:code_verifier"
+                verifier = keyring.open(flow.code_verifier, context=context)
+                flow.code_verifier = keyring.seal(verifier, context=context)
+                resealed += 1
+    return resealed
