@@ -41,21 +41,6 @@ class TransitionOut(BaseModel):
         )
 
 
-class PartitionStatsOut(BaseModel):
-    """Delivery of one signal: backlog, outcomes and retry state."""
-
-    signal: str
-    pending_items: int
-    oldest_pending_at: datetime | None
-    delivered_items: int
-    dropped_items: int
-    dead_items: int
-    retried_requests: int
-    paused_until: datetime | None
-    last_error: str | None
-    last_delivered_at: datetime | None
-
-
 class DeadLetterOut(BaseModel):
     id: int
     signal: str
@@ -98,7 +83,7 @@ class ConnectionOut(BaseModel):
     has_api_key: bool
     created_at: datetime
     updated_at: datetime
-    delivery: list[PartitionStatsOut]
+    delivery: list[PartitionStats]
     history: list[TransitionOut] | None = None
 
     @classmethod
@@ -121,6 +106,6 @@ class ConnectionOut(BaseModel):
             has_api_key=connection.api_key is not None,
             created_at=connection.created_at,
             updated_at=connection.updated_at,
-            delivery=[PartitionStatsOut.model_validate(p, from_attributes=True) for p in delivery],
+            delivery=delivery,
             history=None if history is None else [TransitionOut.of(e) for e in history],
         )
