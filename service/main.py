@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service.api import browser, internal, ops, sends
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidBodyError, _invalid_body)
-    for database_error in (OperationalError, InterfaceError, PoolTimeoutError, OSError):
+    for database_error in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(database_error, _database_unavailable)
     app.middleware("http")(_log_request)
     return app
@@ -85,8 +85,21 @@ def _problems(problems: list[dict[str, str]]) -> Response:
     )
 
 
+def database_is_down(exc: BaseException) -> bool:
+    """Whether an error means PostgreSQL is unreachable, shutting down or starting up
+    (SQLSTATE classes 08 and 57P), as opposed to a bug or a constraint violation."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError, OSError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return exc.connection_invalidated or sqlstate.startswith(("08", "57P"))
+    return False
+
+
 async def _database_unavailable(_: Request, exc: Exception) -> Response:
     """503 when PostgreSQL cannot be reached; the transaction never committed."""
+    if not database_is_down(exc):
+        raise exc
     log.warning("database unavailable: %s", type(exc).__name__)
     return JSONResponse(
         {

@@ -32,6 +32,8 @@ from service.signals import Signal
 
 log = logging.getLogger(__name__)
 
+QUEUE_NAME = os.environ.get("DDBRIDGE_QUEUE_NAME", "ddbridge")
+
 # Readable retry schedule for refreshes Datadog could not answer (seconds, jitter by arq).
 REFRESH_RETRY_DELAYS = [5, 15, 60, 300]
 FLOW_RETENTION = timedelta(days=1)
@@ -81,7 +83,8 @@ async def refresh_connection(ctx: dict[str, Any], connection_id: str) -> str:
 async def deliver(ctx: dict[str, Any], connection_id: str, signal: str) -> str:
     """Drain one partition for a time slice, then ring its own continuation or retry.
 
-    A job's id stays taken until it returns, so continuations alternate between two ids.
+    A job's id stays taken until it returns, so a job rings its follow-up under the other of
+    two ids (`:a`, `:b`).
     """
     res = resources(ctx)
     partition = uuid.UUID(connection_id)
@@ -91,7 +94,7 @@ async def deliver(ctx: dict[str, Any], connection_id: str, signal: str) -> str:
         await jobs.ring_delivery(res.redis, partition, signal, suffix=suffix)
     elif result.outcome is Outcome.PAUSED and result.retry_at is not None:
         delay = max(0.0, (result.retry_at - utcnow()).total_seconds())
-        await jobs.ring_delivery(res.redis, partition, signal, delay, suffix=":retry")
+        await jobs.ring_delivery(res.redis, partition, signal, delay, suffix=suffix)
     return result.outcome.value
 
 
@@ -99,7 +102,8 @@ async def reconcile_deliveries(ctx: dict[str, Any]) -> int:
     """Ring every partition with pending rows that nobody drains and nothing pauses.
 
     This is what makes Redis only a doorbell: lost jobs, a flushed Redis or a killed worker
-    (its lease lapses) cost a few seconds, never data.
+    (its lease lapses) cost a few seconds, never data. The doorbell id names this tick: a
+    killed job's id stays taken in Redis until arq's timeout, and must not block the rescue.
     """
     res = resources(ctx)
     now = utcnow()
@@ -118,8 +122,9 @@ async def reconcile_deliveries(ctx: dict[str, Any]) -> int:
     )
     async with res.sessionmaker() as session:
         partitions = (await session.execute(pending)).all()
+    tick = f":reconcile:{int(now.timestamp())}"
     for connection_id, signal in partitions:
-        await jobs.ring_delivery(res.redis, connection_id, signal)
+        await jobs.ring_delivery(res.redis, connection_id, signal, suffix=tick)
     return len(partitions)
 
 
@@ -155,16 +160,24 @@ class WorkerSettings:
     """arq's entry point (see the module docstring for why `redis_settings` is read here)."""
 
     # A doorbell's id must be free again as soon as its job ends: no kept result.
-    functions: ClassVar = [func(deliver, keep_result=0), refresh_connection]
+    # A killed job's id is taken until its timeout: keep it close to a drain's real length.
+    functions: ClassVar = [func(deliver, keep_result=0, timeout=60), refresh_connection]
+    # arq's cron job ids omit the queue; naming them after it keeps deployments that share
+    # a Redis database from swallowing each other's ticks.
     cron_jobs: ClassVar = [
-        cron(reconcile_refreshes, second=0, run_at_startup=True),
-        cron(reconcile_deliveries, second=set(range(0, 60, 5)), run_at_startup=True),
+        cron(reconcile_refreshes, name=f"{QUEUE_NAME}:refreshes", second=0, run_at_startup=True),
+        cron(
+            reconcile_deliveries,
+            name=f"{QUEUE_NAME}:deliveries",
+            second=set(range(0, 60, 5)),
+            run_at_startup=True,
+        ),
     ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(
         os.environ.get("DDBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
-    queue_name = os.environ.get("DDBRIDGE_QUEUE_NAME", "ddbridge")
+    queue_name = QUEUE_NAME
     max_jobs = 50
     keep_result = 60

@@ -137,7 +137,7 @@ class _Drainer:
                 more = await self.store.has_rows()
                 return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)
             fresh = [row for row in [await self._expire(row) for row in rows] if row is not None]
-            while fresh:
+            while fresh and time.monotonic() < deadline:
                 count = take(self.spec, fresh)
                 await self._deliver(fresh[:count])
                 fresh = fresh[count:]

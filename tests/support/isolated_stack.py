@@ -236,6 +236,7 @@ async def isolated_stack(
             client_secret=secrets.token_urlsafe(32),
             queue_name=f"ddbridge-resilience-{secrets.token_hex(4)}",
             worker_metrics_url=f"http://127.0.0.1:{first_worker_port}/metrics",
+            encryption_keys=[generate_key()],
             log_dir=log_dir,
         )
         env = {
@@ -243,7 +244,7 @@ async def isolated_stack(
             "DDBRIDGE_REDIS_URL": redis_url,
             "DDBRIDGE_PUBLIC_URL": stack.api_url,
             "DDBRIDGE_INTERNAL_TOKENS": stack.internal_token,
-            "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
+            "DDBRIDGE_ENCRYPTION_KEYS": ",".join(stack.encryption_keys),
             "DDBRIDGE_CLIENT_ID": stack.client_id,
             "DDBRIDGE_CLIENT_SECRET": stack.client_secret,
             "DDBRIDGE_DATADOG_URL_TEMPLATE": f"{stack.emulator_url}/{{host}}",
