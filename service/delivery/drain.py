@@ -113,6 +113,8 @@ async def drain(res: Resources, connection_id: uuid.UUID, signal: Signal) -> Dra
 
 
 class _Drainer:
+    """One lease's worth of work on a partition; raises `_Pause` or `_Held` to stop early."""
+
     def __init__(
         self, res: Resources, store: PartitionStore, signal: Signal, failures: int
     ) -> None:
