@@ -1,0 +1,162 @@
+"""Connecting orgs for the benchmark through the real OAuth flow, over HTTP only.
+
+`connect_orgs` plays partner, browser and Datadog user for ddbridge's onboarding (the
+emulator's consent switch approves). `direct_api_key` does what a partner without ddbridge
+does once per org: its own authorization-code grant with PKCE, then the marketplace API key,
+which the official client then uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from service.sites import KNOWN_SITES
+
+SCOPES = ["api_keys_write", "monitors_read", "incident_write", "incident_read"]
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """One org connected through ddbridge."""
+
+    connection_id: str
+    dd_oid: str
+    domain: str
+
+
+async def register_client(
+    emu: httpx.AsyncClient, client_id: str, secret: str, redirect_uri: str, domains: list[str]
+) -> None:
+    """Register an OAuth client with `redirect_uri` on each of `domains` at the emulator."""
+    for domain in domains:
+        response = await emu.post(
+            "/_emulator/clients",
+            json={
+                "client_id": client_id,
+                "client_secret": secret,
+                "name": "ddbridge bench",
+                "domain": domain,
+                "redirect_uris": [redirect_uri],
+                "scopes": SCOPES,
+                "published": True,
+            },
+        )
+        response.raise_for_status()
+
+
+async def create_org(emu: httpx.AsyncClient, domain: str, name: str) -> str:
+    """A new emulator org on `domain`; its dd_oid."""
+    response = await emu.post("/_emulator/orgs", json={"name": name, "domain": domain})
+    response.raise_for_status()
+    dd_oid: str = response.json()["dd_oid"]
+    return dd_oid
+
+
+async def approve_as(emu: httpx.AsyncClient, dd_oid: str) -> None:
+    """Make the emulator's authorize step approve at once, as org `dd_oid`."""
+    response = await emu.post("/_emulator/consent", json={"mode": "approve", "dd_oid": dd_oid})
+    response.raise_for_status()
+
+
+async def connect_org(
+    api: httpx.AsyncClient, emu: httpx.AsyncClient, account_id: str, domain: str
+) -> Connected:
+    """Run ddbridge's onboarding for a new org on `domain`; the resulting connection."""
+    dd_oid = await create_org(emu, domain, f"Bench {account_id}")
+    await approve_as(emu, dd_oid)
+    created = await api.post(
+        "/internal/v1/authorizations", json={"account_id": account_id, "domain": domain}
+    )
+    created.raise_for_status()
+    async with httpx.AsyncClient(timeout=30) as browser:
+        url = created.json()["authorize_url"]
+        for _ in range(2):  # ddbridge start -> Datadog authorize -> (callback below)
+            answer = await browser.get(url)
+            if answer.status_code != 302:
+                raise RuntimeError(f"onboarding stopped at {answer.status_code}: {answer.text}")
+            url = answer.headers["location"]
+        page = await browser.get(url)
+        if page.status_code != 200:
+            raise RuntimeError(f"callback answered {page.status_code}: {page.text}")
+    listed = await api.get("/internal/v1/connections", params={"account_id": account_id})
+    listed.raise_for_status()
+    [connection] = listed.json()
+    if connection["status"] != "active" or not connection["has_api_key"]:
+        raise RuntimeError(f"connection not ready: {connection}")
+    return Connected(connection["id"], dd_oid, domain)
+
+
+async def connect_orgs(
+    api: httpx.AsyncClient, emu: httpx.AsyncClient, count: int, run_id: str
+) -> list[Connected]:
+    """`count` orgs spread round-robin over the nine sites, each connected through ddbridge.
+
+    One after another: the emulator's consent switch is global.
+    """
+    domains = [site.domain for site in KNOWN_SITES]
+    return [
+        await connect_org(api, emu, f"bench-{run_id}-{i}", domains[i % len(domains)])
+        for i in range(count)
+    ]
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectOrg:
+    """An org a partner reaches without ddbridge: its id and its API key."""
+
+    dd_oid: str
+    api_key: str
+
+
+async def direct_api_key(emu: httpx.AsyncClient, domain: str = "datadoghq.com") -> DirectOrg:
+    """A new org on `domain` and its marketplace API key, obtained as a partner would."""
+    app_host = next(site.app_host for site in KNOWN_SITES if site.domain == domain)
+    api_host = f"api.{domain}"
+    client_id, secret = f"partner-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
+    redirect_uri = "https://partner.example/callback"
+    await register_client(emu, client_id, secret, redirect_uri, [domain])
+    dd_oid = await create_org(emu, domain, "Bench partner without ddbridge")
+    await approve_as(emu, dd_oid)
+    verifier, challenge = _pkce()
+    authorized = await emu.get(
+        f"/{app_host}/oauth2/v1/authorize",
+        params={
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": secrets.token_urlsafe(8),
+        },
+    )
+    code = parse_qs(urlsplit(authorized.headers["location"]).query)["code"][0]
+    token = await emu.post(
+        f"/{api_host}/oauth2/v1/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": client_id,
+            "client_secret": secret,
+            "redirect_uri": redirect_uri,
+            "code": code,
+            "code_verifier": verifier,
+        },
+    )
+    token.raise_for_status()
+    key = await emu.post(
+        f"/{api_host}/api/v2/api_keys/marketplace",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    key.raise_for_status()
+    return DirectOrg(dd_oid, key.json()["data"]["attributes"]["key"])
