@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 
 import uvicorn
 
 from fakedatadog.app import create_app
 from fakedatadog.gateway import ConnectionResetByFault
+from fakedatadog.provisioning import seed_demo
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse `--host`, `--port`, `--extra-sites` (comma-separated domains) and `--bench`,
-    then serve."""
+    """Parse `--host`, `--port`, `--extra-sites` (comma-separated domains), `--bench` and the
+    demo seed options, then serve."""
     parser = argparse.ArgumentParser(prog="fakedatadog", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=8126, help="TCP port to listen on")
@@ -28,9 +30,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="count intake items without validating or storing them (for load tests)",
     )
+    parser.add_argument(
+        "--demo-client",
+        metavar="ID:SECRET",
+        default=os.environ.get("FAKEDATADOG_DEMO_CLIENT"),
+        help="seed demo orgs (one per site) and this published OAuth client on every site "
+        "(default: $FAKEDATADOG_DEMO_CLIENT, which keeps the secret off the command line)",
+    )
+    parser.add_argument(
+        "--demo-redirect-uri",
+        default=os.environ.get(
+            "FAKEDATADOG_DEMO_REDIRECT_URI", "http://127.0.0.1:8000/oauth/callback"
+        ),
+        help="the demo client's registered redirect URI",
+    )
     args = parser.parse_args(argv)
     extra = [domain for domain in args.extra_sites.split(",") if domain]
     app = create_app(extra, bench=args.bench)
+    if args.demo_client:
+        client_id, _, secret = args.demo_client.partition(":")
+        if not client_id or not secret:
+            parser.error("--demo-client takes ID:SECRET")
+        seed_demo(app.state.emulator, client_id, secret, args.demo_redirect_uri)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     logging.getLogger("uvicorn.error").addFilter(_not_a_fault_reset)
     uvicorn.Server(config).run()

@@ -67,6 +67,39 @@ def register_client(
     return client
 
 
+DEMO_SCOPES = (
+    "api_keys_write",
+    "monitors_read",
+    "incident_read",
+    "incident_write",
+    "metrics_read",
+    "events_read",
+)
+
+
+def seed_demo(state: EmulatorState, client_id: str, client_secret: str, redirect_uri: str) -> None:
+    """A demo: one org per site, a custom-subdomain org (`acme.datadoghq.com`), and a
+    published client with `DEMO_SCOPES` registered on every site."""
+    for site in state.registry.sites:
+        create_org(
+            state, name=f"Demo org {site.name}", domain=site.domain, subdomain=None, dd_oid=None
+        )
+        register_client(
+            state,
+            client_id=client_id,
+            client_secret=client_secret,
+            name="ddbridge demo",
+            domain=site.domain,
+            redirect_uris=[redirect_uri],
+            scopes=DEMO_SCOPES,
+            published=True,
+            sandbox_org=None,
+        )
+    create_org(
+        state, name="Acme (custom subdomain)", domain="datadoghq.com", subdomain="acme", dd_oid=None
+    )
+
+
 def _site(state: EmulatorState, domain: str) -> Site:
     try:
         return state.registry.by_domain(domain)

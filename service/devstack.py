@@ -25,16 +25,7 @@ import typer
 
 from service.crypto import generate_key
 from service.db import migrate
-from service.sites import KNOWN_SITES
 
-DEMO_SCOPES = [
-    "api_keys_write",
-    "monitors_read",
-    "incident_read",
-    "incident_write",
-    "metrics_read",
-    "events_read",
-]
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -66,40 +57,6 @@ def dev_environment(data_dir: Path, api_port: int, emulator_port: int) -> dict[s
     return {**defaults, **os.environ}
 
 
-def register_demo_org_and_client(emulator: str, env: dict[str, str]) -> None:
-    """Give the emulator one demo org per site (plus a custom-subdomain one) and our client."""
-    redirect_uri = (
-        env.get("DDBRIDGE_REDIRECT_URI") or f"{env['DDBRIDGE_PUBLIC_URL']}/oauth/callback"
-    )
-    with httpx.Client(base_url=emulator, timeout=10) as http:
-        if http.get("/_emulator/orgs").json()["orgs"]:
-            return
-        for site in KNOWN_SITES:
-            http.post(
-                "/_emulator/orgs", json={"name": f"Demo org {site.name}", "domain": site.domain}
-            )
-            http.post(
-                "/_emulator/clients",
-                json={
-                    "client_id": env["DDBRIDGE_CLIENT_ID"],
-                    "client_secret": env["DDBRIDGE_CLIENT_SECRET"],
-                    "name": "ddbridge demo",
-                    "domain": site.domain,
-                    "redirect_uris": [redirect_uri],
-                    "scopes": DEMO_SCOPES,
-                    "published": True,
-                },
-            ).raise_for_status()
-        http.post(
-            "/_emulator/orgs",
-            json={
-                "name": "Acme (custom subdomain)",
-                "domain": "datadoghq.com",
-                "subdomain": "acme",
-            },
-        ).raise_for_status()
-
-
 def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
     """Run until Ctrl-C or until a child exits; always stop every child."""
     stopping = _stop_on_signals()
@@ -110,11 +67,15 @@ def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
     python = sys.executable
     processes: dict[str, subprocess.Popen[bytes]] = {}
     with _stopping(processes):
+        demo = {
+            "FAKEDATADOG_DEMO_CLIENT": f"{env['DDBRIDGE_CLIENT_ID']}:{env['DDBRIDGE_CLIENT_SECRET']}",
+            "FAKEDATADOG_DEMO_REDIRECT_URI": env.get("DDBRIDGE_REDIRECT_URI")
+            or f"{public_url}/oauth/callback",
+        }
         processes["emulator"] = _start(
-            env, [python, "-m", "fakedatadog", "--port", str(emulator_port)]
+            {**env, **demo}, [python, "-m", "fakedatadog", "--port", str(emulator_port)]
         )
         _wait_ready(f"{emulator}/_emulator/health")
-        register_demo_org_and_client(emulator, env)
         processes["api"] = _start(env, [python, "-m", "service", "api", "--port", str(api_port)])
         processes["worker"] = _start(env, [python, "-m", "service", "worker"])
         _wait_ready(f"{public_url}/readyz")

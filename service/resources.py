@@ -53,7 +53,12 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
                 redis=redis,
-                datadog=DatadogClient(http, DatadogUrls(settings.datadog_url_template)),
+                datadog=DatadogClient(
+                    http,
+                    DatadogUrls(
+                        settings.datadog_url_template, settings.datadog_browser_url_template
+                    ),
+                ),
                 keyring=keyring,
                 sites=sites,
             )

@@ -66,6 +66,9 @@ class Settings(KeyRingSettings):
     redirect_uri: str | None = None
     internal_tokens: Annotated[list[SecretStr], NoDecode] = Field(min_length=1)
     datadog_url_template: str = "https://{host}"
+    datadog_browser_url_template: str | None = None
+    """Where browsers reach a Datadog host, when not where the service does (containers);
+    defaults to `datadog_url_template`."""
     extra_sites: CommaList = []
     signin_url: str | None = None
     webhook_url: str | None = None
@@ -107,12 +110,12 @@ class Settings(KeyRingSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
-    @field_validator("datadog_url_template")
+    @field_validator("datadog_url_template", "datadog_browser_url_template")
     @classmethod
-    def _has_host(cls, value: str) -> str:
-        if "{host}" not in value:
+    def _has_host(cls, value: str | None) -> str | None:
+        if value is not None and "{host}" not in value:
             raise ValueError("must contain {host}")
-        return value.rstrip("/")
+        return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _client_configured(self) -> Settings:

@@ -144,7 +144,17 @@ def test_service_health_check_probes_a_served_path(service: str) -> None:
 def test_environment_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     services = _services()
     environment = services["api"]["environment"]
-    assert all(services[name]["environment"] == environment for name in APP_SERVICES)
+    assert all(
+        services[name]["environment"] == environment for name in APP_SERVICES if name != "emulator"
+    )
+    demo = services["emulator"]["environment"]
+    assert demo["FAKEDATADOG_DEMO_CLIENT"] == (
+        f"{environment['DDBRIDGE_CLIENT_ID']}:{environment['DDBRIDGE_CLIENT_SECRET']}"
+    )
+    assert (
+        demo["FAKEDATADOG_DEMO_REDIRECT_URI"]
+        == f"{environment['DDBRIDGE_PUBLIC_URL']}/oauth/callback"
+    )
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     settings = Settings()

@@ -34,13 +34,18 @@ class TokenGrant:
 
 
 class DatadogUrls:
-    """Turns a real Datadog host and path into the URL requests go to."""
+    """Turns a real Datadog host and path into the URL requests go to (and browsers go to,
+    which differs only when the service and browsers reach Datadog by different routes)."""
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, browser_template: str | None = None) -> None:
         self._template = template
+        self._browser_template = browser_template or template
 
     def url(self, host: str, path: str) -> str:
         return self._template.format(host=host) + path
+
+    def browser_url(self, host: str, path: str) -> str:
+        return self._browser_template.format(host=host) + path
 
 
 class DatadogClient:
@@ -52,7 +57,7 @@ class DatadogClient:
 
     def authorize_url(self, app_host: str) -> str:
         """The authorize page on a validated app host (a site's or a customer subdomain)."""
-        return self.urls.url(app_host, "/oauth2/v1/authorize")
+        return self.urls.browser_url(app_host, "/oauth2/v1/authorize")
 
     async def exchange_code(
         self,
