@@ -37,11 +37,14 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open everything a process needs; close it all on exit, in reverse order."""
+async def open_resources(settings: Settings, *, pre_ping: bool = True) -> AsyncIterator[Resources]:
+    """Open everything a process needs; close it all on exit, in reverse order.
+
+    `pre_ping` is `service.db.create_engine`'s: the API checks connections, the worker not.
+    """
     keyring = settings.keyring()
     sites = SiteRegistry(settings.extra_sites)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pre_ping=pre_ping)
     redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
     timeout = httpx.Timeout(settings.datadog_timeout_seconds, connect=5.0)
     try:

@@ -48,7 +48,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     ctx["stack"] = stack
     settings = Settings()
-    ctx["resources"] = await stack.enter_async_context(open_resources(settings))
+    ctx["resources"] = await stack.enter_async_context(open_resources(settings, pre_ping=False))
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
 
@@ -179,5 +179,5 @@ class WorkerSettings:
         os.environ.get("DDBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     queue_name = QUEUE_NAME
-    max_jobs = 50
+    max_jobs = 20  # bounds memory: each job holds at most one round of rows
     keep_result = 60

@@ -93,7 +93,7 @@ def backoff(failures: int, at_least: float | None = None) -> float:
 async def drain(res: Resources, connection_id: uuid.UUID, signal: Signal) -> DrainResult:
     """Send this partition's pending rows for up to the drain budget; see the module doc."""
     store = PartitionStore(
-        res.sessionmaker, connection_id, signal.value, timedelta(seconds=res.settings.lease_seconds)
+        res.engine, connection_id, signal.value, timedelta(seconds=res.settings.lease_seconds)
     )
     partition = await store.acquire()
     if partition is None:
@@ -133,33 +133,30 @@ class _Drainer:
         deadline = time.monotonic() + self.res.settings.drain_budget_seconds
         while time.monotonic() < deadline:
             rows = await self.store.rows(ROWS_PER_ROUND)
-            if not rows:
-                await self.store.release()
-                # Rows committed while we were finishing get their doorbell from us.
-                more = await self.store.has_rows()
-                return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)
             fresh = [row for row in [await self._expire(row) for row in rows] if row is not None]
             while fresh and time.monotonic() < deadline:
                 count = take(self.spec, fresh)
                 await self._deliver(fresh[:count])
                 fresh = fresh[count:]
-        await self.store.release()
-        return DrainResult(Outcome.MORE, delivered=self.delivered)
+            if len(rows) < ROWS_PER_ROUND and not fresh:
+                break  # the outbox had no more; release() tells of rows committed since
+        # Rows committed while we were finishing get their doorbell from us (MORE).
+        more = await self.store.release()
+        return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)
 
     async def _load_connection(self) -> None:
-        async with self.res.sessionmaker() as session:
-            connection = await conns.get_connection(session, self.store.connection_id)
-            self.site = self.res.sites.by_domain(connection.domain)
-            try:
-                check_deliverable(connection, self.signal, self.site)
-            except ServiceError as exc:
-                raise _Held from exc
-            self.labels["site"] = connection.domain
-            secret: SecretField = (
-                "api_key" if self.spec.credential is Credential.API_KEY else "access_token"
-            )
-            self.credential = conns.open_secret(self.res.keyring, connection, secret)
-            expires = connection.access_token_expires_at
+        connection = await self.store.connection()
+        self.site = self.res.sites.by_domain(connection.domain)
+        try:
+            check_deliverable(connection, self.signal, self.site)
+        except ServiceError as exc:
+            raise _Held from exc
+        self.labels["site"] = connection.domain
+        secret: SecretField = (
+            "api_key" if self.spec.credential is Credential.API_KEY else "access_token"
+        )
+        self.credential = conns.open_secret(self.res.keyring, connection, secret)
+        expires = connection.access_token_expires_at
         if self.spec.credential is Credential.BEARER and (expires is None or expires < utcnow()):
             await self._refresh_token(force=True)
 

@@ -3,7 +3,11 @@
 A partition (connection, signal) has at most one drainer: the lease in `partitions` is taken
 by a conditional upsert and lapses after `lease_seconds`, so a crashed worker's partition is
 taken over (its unacknowledged rows are sent again: at least once). Rows need no lease of
-their own. Each outcome is one short transaction.
+their own.
+
+The hot path (lease, rows, delivered, release) is one statement per step, run in autocommit:
+one round trip each instead of BEGIN, statement, COMMIT. Steps that change several tables
+(dead letters, splits, expiry) are one transaction each.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from service.models import DeadLetter, OutboxRow, Partition, utcnow
+from service import connections as conns
+from service.models import Connection, DeadLetter, OutboxRow, Partition, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +37,28 @@ class Row:
     """Sends whose outcome was unclear (the request may have reached Datadog)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    paused_until: datetime | None
+    failures: int
+
+
 class PartitionStore:
-    """Database operations of one partition, each in its own short transaction."""
+    """Database operations of one partition (see the module docstring)."""
 
     def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        connection_id: uuid.UUID,
-        signal: str,
-        lease: timedelta,
+        self, engine: AsyncEngine, connection_id: uuid.UUID, signal: str, lease: timedelta
     ) -> None:
-        self._sessions = sessionmaker
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._auto = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
         self.connection_id = connection_id
         self.signal = signal
         self._lease = lease
         self._key = (Partition.connection_id == connection_id, Partition.signal == signal)
 
-    async def acquire(self) -> Partition | None:
+    async def acquire(self) -> Lease | None:
         """Take the lease if free or lapsed; None when another drainer holds it."""
         now = utcnow()
         statement = pg_insert(Partition).values(
@@ -58,13 +68,23 @@ class PartitionStore:
             index_elements=[Partition.connection_id, Partition.signal],
             set_={"lease_until": statement.excluded.lease_until},
             where=(Partition.lease_until.is_(None)) | (Partition.lease_until < now),
-        ).returning(Partition)
-        async with self._sessions() as session, session.begin():
-            return (await session.scalars(take)).one_or_none()
+        ).returning(Partition.paused_until, Partition.failures)
+        async with self._auto() as session:
+            row = (await session.execute(take)).one_or_none()
+        return None if row is None else Lease(*row)
 
-    async def release(self) -> None:
-        async with self._sessions() as session, session.begin():
-            await session.execute(update(Partition).where(*self._key).values(lease_until=None))
+    async def connection(self) -> Connection:
+        async with self._auto() as session:
+            return await conns.get_connection(session, self.connection_id)
+
+    async def release(self) -> bool:
+        """Give the lease back; True if rows are waiting (committed while we finished)."""
+        waiting = exists().where(
+            OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal
+        )
+        statement = update(Partition).where(*self._key).values(lease_until=None).returning(waiting)
+        async with self._auto() as session:
+            return bool((await session.execute(statement)).scalar())
 
     async def rows(self, limit: int) -> list[Row]:
         """The oldest pending rows, in acceptance order."""
@@ -82,41 +102,43 @@ class PartitionStore:
             .order_by(OutboxRow.id)
             .limit(limit)
         )
-        async with self._sessions() as session:
+        async with self._auto() as session:
             return [Row(*record) for record in await session.execute(query)]
 
     async def mark_unclear(self, rows: list[Row]) -> None:
         """Remember that these rows were sent without a clear answer (see incidents)."""
-        async with self._sessions() as session, session.begin():
+        async with self._auto() as session:
             await session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_([r.id for r in rows]))
                 .values(attempts=OutboxRow.attempts + 1)
             )
 
-    async def has_rows(self) -> bool:
-        query = select(OutboxRow.id).where(
-            OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal
-        )
-        async with self._sessions() as session:
-            return (await session.scalar(query.limit(1))) is not None
-
     async def delivered(self, rows: list[Row]) -> None:
-        """Datadog took these rows: delete them, count them, renew the lease."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(delete(OutboxRow).where(OutboxRow.id.in_([r.id for r in rows])))
-            await session.execute(
-                update(Partition)
-                .where(*self._key)
-                .values(
-                    delivered_items=Partition.delivered_items + sum(r.item_count for r in rows),
-                    failures=0,
-                    paused_until=None,
-                    last_error=None,
-                    last_delivered_at=func.now(),
-                    lease_until=utcnow() + self._lease,
-                )
+        """Datadog took these rows: delete them, count them, renew the lease (one statement;
+        only rows still there count, so a lapsed lease's second delivery is not counted)."""
+        deleted = (
+            delete(OutboxRow)
+            .where(OutboxRow.id.in_([r.id for r in rows]))
+            .returning(OutboxRow.item_count)
+            .cte("deleted")
+        )
+        count = select(func.coalesce(func.sum(deleted.c.item_count), 0)).scalar_subquery()
+        statement = (
+            update(Partition)
+            .where(*self._key)
+            .values(
+                delivered_items=Partition.delivered_items + count,
+                failures=0,
+                paused_until=None,
+                last_error=None,
+                last_delivered_at=func.now(),
+                lease_until=utcnow() + self._lease,
             )
+            .add_cte(deleted)
+        )
+        async with self._auto() as session:
+            await session.execute(statement)
 
     async def dead_letter(
         self,
@@ -202,7 +224,7 @@ class PartitionStore:
 
     async def pause(self, until: datetime, error: str) -> None:
         """Back off: nobody drains this partition before `until`."""
-        async with self._sessions() as session, session.begin():
+        async with self._auto() as session:
             await session.execute(
                 update(Partition)
                 .where(*self._key)
