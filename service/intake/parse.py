@@ -1,4 +1,4 @@
-"""Turn a send body into validated, serialized items, or every problem with its JSON pointer.
+"""Turn a send body into validated items, or every problem with its JSON pointer.
 
 Each signal's body is parsed once (orjson), validated against the models in
 `service.intake.models`, checked against Datadog's time windows, and cut into items: the
@@ -38,9 +38,10 @@ class InvalidBodyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Items:
-    """Serialized items in order, and the oldest timestamp (seconds) each one carries."""
+    """Validated items in order (the partner's parsed JSON), and the oldest timestamp
+    (seconds) each one carries."""
 
-    serialized: list[bytes]
+    documents: list[Any]
     oldest: list[float | None]
     units: int
     """What the answer reports as accepted: points for metrics, spans for traces, else items."""
@@ -147,7 +148,7 @@ def _metrics(document: Any, now: float) -> Items:
     if not document["series"]:
         problems.append(Problem("/series", "at least one series is required"))
     _raise_if(problems)
-    return Items([orjson.dumps(series) for series in document["series"]], oldest, points)
+    return Items(document["series"], oldest, points)
 
 
 def _array_parser(
@@ -176,7 +177,7 @@ def _array_parser(
                 _check_window(signal, (f"/{i}/{STAMP_FIELDS[signal]}", seconds), now, problems)
             oldest.append(seconds)
         _raise_if(problems)
-        return Items([orjson.dumps(item) for item in document], oldest, len(document))
+        return Items(document, oldest, len(document))
 
     return parse_array
 
@@ -196,7 +197,7 @@ def _incident(document: Any, _now: float) -> Items:
                 )
             ]
         )
-    return Items([orjson.dumps(document)], [None], 1)
+    return Items([document], [None], 1)
 
 
 _TRACES = TypeAdapter(models.ExportTraceServiceRequest)
@@ -208,8 +209,7 @@ def _traces(document: Any, _now: float) -> Items:
     if not resource_spans:
         raise InvalidBodyError([Problem("/resourceSpans", "at least one resource is required")])
     spans = sum(len(scope["spans"]) for rs in resource_spans for scope in rs["scopeSpans"])
-    serialized = [orjson.dumps(rs) for rs in resource_spans]
-    return Items(serialized, [None] * len(serialized), spans)
+    return Items(resource_spans, [None] * len(resource_spans), spans)
 
 
 _PARSERS: dict[Signal, Callable[[Any, float], Items]] = {
