@@ -37,14 +37,11 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings, *, pre_ping: bool = True) -> AsyncIterator[Resources]:
-    """Open everything a process needs; close it all on exit, in reverse order.
-
-    `pre_ping` is `service.db.create_engine`'s: the API checks connections, the worker not.
-    """
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Open everything a process needs; close it all on exit, in reverse order."""
     keyring = settings.keyring()
     sites = SiteRegistry(settings.extra_sites)
-    engine = create_engine(settings.database_url, pre_ping=pre_ping)
+    engine = create_engine(settings.database_url)
     redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
     timeout = httpx.Timeout(settings.datadog_timeout_seconds, connect=5.0)
     try:

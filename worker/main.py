@@ -48,7 +48,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     ctx["stack"] = stack
     settings = Settings()
-    ctx["resources"] = await stack.enter_async_context(open_resources(settings, pre_ping=False))
+    ctx["resources"] = await stack.enter_async_context(open_resources(settings))
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
 

@@ -56,6 +56,8 @@ RETRY_DELAYS = [1, 2, 5, 15, 60, 300]
 NOT_FOUND_HOLD_AFTER = 5
 """Consecutive 404s (wrong host) after which the partition is held for an hour."""
 ROWS_PER_ROUND = 64
+ROUND_BYTES = 4 * 1024 * 1024
+"""Items one round holds in memory (about one full request of any signal)."""
 
 
 class Outcome(enum.StrEnum):
@@ -132,14 +134,14 @@ class _Drainer:
         await self._load_connection()
         deadline = time.monotonic() + self.res.settings.drain_budget_seconds
         while time.monotonic() < deadline:
-            rows = await self.store.rows(ROWS_PER_ROUND)
+            rows = await self.store.rows(ROWS_PER_ROUND, ROUND_BYTES)
             fresh = [row for row in [await self._expire(row) for row in rows] if row is not None]
             while fresh and time.monotonic() < deadline:
                 count = take(self.spec, fresh)
                 await self._deliver(fresh[:count])
                 fresh = fresh[count:]
-            if len(rows) < ROWS_PER_ROUND and not fresh:
-                break  # the outbox had no more; release() tells of rows committed since
+            if not rows:
+                break  # release() tells of rows committed since
         # Rows committed while we were finishing get their doorbell from us (MORE).
         more = await self.store.release()
         return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)

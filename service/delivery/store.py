@@ -86,9 +86,12 @@ class PartitionStore:
         async with self._auto() as session:
             return bool((await session.execute(statement)).scalar())
 
-    async def rows(self, limit: int) -> list[Row]:
-        """The oldest pending rows, in acceptance order."""
-        query = (
+    async def rows(self, limit: int, max_bytes: int) -> list[Row]:
+        """The oldest pending rows in acceptance order: at most `limit`, and no more than
+        `max_bytes` of items (the first row always), so a worker's memory stays bounded
+        whatever the backlog."""
+        size = func.octet_length(OutboxRow.items)
+        window = (
             select(
                 OutboxRow.id,
                 OutboxRow.batch_id,
@@ -97,10 +100,17 @@ class PartitionStore:
                 OutboxRow.oldest_at,
                 OutboxRow.accepted_at,
                 OutboxRow.attempts,
+                (func.sum(size).over(order_by=OutboxRow.id) - size).label("before"),
             )
             .where(OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal)
             .order_by(OutboxRow.id)
             .limit(limit)
+            .subquery()
+        )
+        query = (
+            select(*[column for column in window.c if column.name != "before"])
+            .where((window.c.before == 0) | (window.c.before < max_bytes))
+            .order_by(window.c.id)
         )
         async with self._auto() as session:
             return [Row(*record) for record in await session.execute(query)]
