@@ -90,8 +90,20 @@ async def _generator(config: dict[str, Any]) -> dict[str, Any]:
 
 async def generate(configs: list[dict[str, Any]]) -> Load:
     """Run one load generator process per config, all starting at the same instant."""
+    return _merged(await _generators(configs))
+
+
+async def generate_each(configs: list[dict[str, Any]]) -> list[Load]:
+    """Like `generate`, but one `Load` per config (each generator's own tally), in order."""
+    return [_merged([result]) for result in await _generators(configs)]
+
+
+async def _generators(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     start_at = time.time() + 1.0
-    results = await asyncio.gather(*(_generator({**c, "start_at": start_at}) for c in configs))
+    return list(await asyncio.gather(*(_generator({**c, "start_at": start_at}) for c in configs)))
+
+
+def _merged(results: list[dict[str, Any]]) -> Load:
     statuses: dict[str, int] = {}
     for result in results:
         for status, count in result["statuses"].items():
