@@ -86,10 +86,15 @@ class _Held(Exception):
     pass
 
 
-def backoff(failures: int, at_least: float | None = None) -> float:
-    """Seconds until the next try after `failures` consecutive failures, with jitter."""
-    delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)] * random.uniform(0.8, 1.2)  # noqa: S311
-    return max(delay, at_least or 0.0)
+def backoff(failures: int, rate_limit_reset: float | None = None) -> float:
+    """Seconds until the next try after `failures` consecutive failures, with jitter.
+
+    A 429 waits what Datadog's `X-RateLimit-Reset` says (plus up to 20%, so partitions do not
+    return in step), not the growing schedule: the window's end is known.
+    """
+    if rate_limit_reset is not None:
+        return max(rate_limit_reset, 0.5) * random.uniform(1.0, 1.2)  # noqa: S311
+    return RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)] * random.uniform(0.8, 1.2)  # noqa: S311
 
 
 async def drain(res: Resources, connection_id: uuid.UUID, signal: Signal) -> DrainResult:
@@ -311,7 +316,8 @@ class _Drainer:
     def _transient(self, exc: DatadogUnavailable) -> NoReturn:
         cause = str(exc.status or "transport")
         RETRIED.labels(**self.labels, cause=cause).inc()
-        delay = backoff(self.failures, exc.retry_after if exc.status == 429 else None)
+        reset = exc.retry_after if exc.status == 429 else None
+        delay = backoff(self.failures, reset)
         if exc.status == 404 and self.failures + 1 >= NOT_FOUND_HOLD_AFTER:
             delay = 3600.0
         raise _Pause(utcnow() + timedelta(seconds=delay), exc.description)

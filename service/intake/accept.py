@@ -124,13 +124,14 @@ async def accept(
     `BacklogFull` (429); nothing is stored then. A repeated idempotency key returns the
     first answer and stores nothing.
     """
-    items = parse(signal, body, time.time())
     connection = await conns.get_connection(session, connection_id)
     if idempotency_key is not None:
         first = await _first_answer(session, connection_id, idempotency_key)
         if first is not None:
             return first
+    # Refusals that need no parsing come first: a revoked org's sends stay cheap.
     check_deliverable(connection, signal, res.sites.by_domain(connection.domain))
+    items = parse(signal, body, time.time())
     await _check_backlog(res, session, connection_id, len(items.documents))
     batch_id = uuid.uuid4()
     answer: dict[str, Any] = {"accepted": items.units, "batch_id": str(batch_id)}
