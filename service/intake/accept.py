@@ -131,8 +131,10 @@ async def accept(
             return first
     # Refusals that need no parsing come first: a revoked org's sends stay cheap.
     check_deliverable(connection, signal, res.sites.by_domain(connection.domain))
+    pending = await _pending(session, connection_id)
+    _check_backlog(res, pending, 1)
     items = parse(signal, body, time.time())
-    await _check_backlog(res, session, connection_id, len(items.documents))
+    _check_backlog(res, pending, len(items.documents))
     batch_id = uuid.uuid4()
     answer: dict[str, Any] = {"accepted": items.units, "batch_id": str(batch_id)}
     if idempotency_key is not None and not await _claim_key(
@@ -168,16 +170,19 @@ async def ring(res: Resources, connection_id: uuid.UUID, signal: Signal) -> None
         log.warning("could not ring delivery of %s/%s: %s", connection_id, signal, exc)
 
 
-async def _check_backlog(
-    res: Resources, session: AsyncSession, connection_id: uuid.UUID, adding: int
-) -> None:
+async def _pending(session: AsyncSession, connection_id: uuid.UUID) -> int:
+    """Items this connection has waiting in the outbox (all signals)."""
     pending = await session.scalar(
         select(func.coalesce(func.sum(OutboxRow.item_count), 0)).where(
             OutboxRow.connection_id == connection_id
         )
     )
+    return int(pending or 0)
+
+
+def _check_backlog(res: Resources, pending: int, adding: int) -> None:
     cap = res.settings.backlog_cap_items
-    if (pending or 0) + adding > cap:
+    if pending + adding > cap:
         raise BacklogFull(
             f"this connection already has {pending} items waiting (cap {cap}); retry later",
             retry_after=res.settings.backlog_retry_after_seconds,
