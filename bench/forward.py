@@ -23,25 +23,22 @@ import argparse
 import asyncio
 import contextlib
 import secrets
-import tempfile
-import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench import measure, oauth, phases, procs, profile, report
-from bench.stack import Stack, data_services, fresh_database, running_stack
+from bench.runner import run_on_stack
+from bench.stack import Stack
 from service.sites import KNOWN_SITES
 
 CONNECTIONS = 50
 FULL_BACKLOG_POINTS = 10_000_000
 BACKLOG_BUDGET_SECONDS = 180.0
 BUILD_SECONDS = 140.0
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 @dataclass(frozen=True)
@@ -187,34 +184,13 @@ async def bench_with(stack: Stack, options: Options, out: report.Printer) -> Non
             await run_phases(bench, options, out)
 
 
-def bench_main(options: Options, out: report.Printer) -> None:
-    """Start everything, run the benchmark, stop everything and drop the database."""
-    started = time.monotonic()
-    log_dir = Path(tempfile.mkdtemp(prefix="ddbridge-bench-"))
-    with data_services() as (admin_url, redis_url, origin), fresh_database(admin_url) as url:
-        out(f"{origin}; logs of the processes in {log_dir}")
-        with running_stack(url, redis_url, log_dir) as stack:
-            asyncio.run(bench_with(stack, options, out))
-    out(f"total run time {time.monotonic() - started:.0f} s")
-
-
-def record(out: report.Printer, options: Options) -> None:
-    """Append the report to bench/RESULTS.md under a dated heading."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    mode = "quick" if options.quick else "full"
-    section = [f"## {stamp} ({mode} run)", "", "```", *out.lines, "```", ""]
-    existing = (
-        RESULTS.read_text() if RESULTS.exists() else "# ddbridge delivery benchmark results\n\n"
-    )
-    RESULTS.write_text(existing + "\n".join(section) + "\n")
-
-
 def main() -> None:
     options = Options.parse()
     out = report.Printer()
-    bench_main(options, out)
+    run_on_stack("ddbridge-bench-", lambda stack: bench_with(stack, options, out), out)
     if options.record:
-        record(out, options)
+        mode = "quick" if options.quick else "full"
+        report.record(out, f"({mode} run)")
 
 
 if __name__ == "__main__":

@@ -40,10 +40,8 @@ import asyncio
 import os
 import secrets
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +50,10 @@ import httpx
 from bench import measure, oauth, phases, procs, profile, report
 from bench.forward import background
 from bench.oauth import Connected
-from bench.stack import Stack, data_services, fresh_database, running_stack
+from bench.runner import run_on_stack
+from bench.stack import Stack
 from service.sites import KNOWN_SITES
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 TARGET_SHARE = 0.90
 RESET_SECONDS = 2
 FAULT_COUNT = 10_000_000
@@ -583,39 +581,13 @@ async def bench_with(stack: Stack, options: Options, out: report.Printer) -> Non
             out(f"py-spy profiles of the first closed-loop trouble run: {options.profile}")
 
 
-def bench_main(options: Options, out: report.Printer) -> None:
-    """Start everything, run the sequence, stop everything and drop the database."""
-    started = time.monotonic()
-    log_dir = Path(tempfile.mkdtemp(prefix="ddbridge-isolation-"))
-    with data_services() as (admin_url, redis_url, origin), fresh_database(admin_url) as url:
-        out(f"{origin}; logs of the processes in {log_dir}")
-        with running_stack(url, redis_url, log_dir) as stack:
-            asyncio.run(bench_with(stack, options, out))
-    out(f"total run time {time.monotonic() - started:.0f} s")
-
-
-def record(out: report.Printer, options: Options) -> None:
-    """Append the report to bench/RESULTS.md under a dated heading."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    mode = "quick" if options.quick else "full"
-    section = [
-        f"## {stamp} isolation, `python -m bench.isolation` ({mode} run)",
-        "",
-        "```",
-        *out.lines,
-        "```",
-        "",
-    ]
-    existing = RESULTS.read_text() if RESULTS.exists() else "# ddbridge benchmark results\n\n"
-    RESULTS.write_text(existing + "\n".join(section) + "\n")
-
-
 def main() -> None:
     options = Options.parse()
     out = report.Printer()
-    bench_main(options, out)
+    run_on_stack("ddbridge-isolation-", lambda stack: bench_with(stack, options, out), out)
     if options.record:
-        record(out, options)
+        mode = "quick" if options.quick else "full"
+        report.record(out, f"isolation, `python -m bench.isolation` ({mode} run)")
 
 
 if __name__ == "__main__":

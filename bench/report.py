@@ -8,6 +8,7 @@ import platform
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -354,3 +355,14 @@ def _target(
 ) -> list[str]:
     verdict = "n/a" if value is None else ("met" if ok(value) else "MISSED")
     return [name, wanted, fmt(value), verdict]
+
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def record(out: Printer, heading: str) -> None:
+    """Append the printed report to bench/RESULTS.md under a dated `heading`."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = [f"## {stamp} {heading}", "", "```", *out.lines, "```", ""]
+    existing = RESULTS.read_text() if RESULTS.exists() else "# ddbridge benchmark results\n\n"
+    RESULTS.write_text(existing + "\n".join(section) + "\n")
