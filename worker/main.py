@@ -179,5 +179,5 @@ class WorkerSettings:
         os.environ.get("DDBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     queue_name = QUEUE_NAME
-    max_jobs = 20  # bounds memory: each job holds at most one round of rows
+    max_jobs = 10  # bounds memory: each job holds at most one round (ROUND_BYTES) of rows
     keep_result = 60

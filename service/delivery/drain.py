@@ -56,8 +56,8 @@ RETRY_DELAYS = [1, 2, 5, 15, 60, 300]
 NOT_FOUND_HOLD_AFTER = 5
 """Consecutive 404s (wrong host) after which the partition is held for an hour."""
 ROWS_PER_ROUND = 64
-ROUND_BYTES = 4 * 1024 * 1024
-"""Items one round holds in memory (about one full request of any signal)."""
+ROUND_BYTES = 2 * 1024 * 1024
+"""Items one round holds in memory: with `max_jobs`, what bounds a worker's RSS."""
 
 
 class Outcome(enum.StrEnum):
