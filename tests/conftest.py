@@ -25,7 +25,7 @@ from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.support import processes
-from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn
+from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
 
 ARTIFACTS = processes.REPO_ROOT / "test-artifacts"
 
@@ -85,41 +85,25 @@ def stack_processes(
 ) -> Iterator[Stack]:
     """The emulator, the API and one worker as real processes, configured like production."""
     _, redis_url = service_urls
-    emulator_port, api_port = processes.free_port(), processes.free_port()
-    worker_metrics_port = processes.free_port()
-    stack = Stack(
-        api_url=f"http://127.0.0.1:{api_port}",
-        emulator_url=f"http://127.0.0.1:{emulator_port}",
+    stack = Stack.allocate(
         database_url=database_url,
         redis_url=redis_url,
-        internal_token=secrets.token_urlsafe(32),
-        client_id=f"test-client-{secrets.token_hex(4)}",
-        client_secret=secrets.token_urlsafe(32),
         queue_name=f"ddbridge-test-{os.getpid()}",
         encryption_keys=[generate_key(), generate_key()],
-        worker_metrics_url=f"http://127.0.0.1:{worker_metrics_port}/metrics",
         log_dir=log_dir,
     )
     env = {
-        "DDBRIDGE_DATABASE_URL": database_url,
-        "DDBRIDGE_REDIS_URL": redis_url,
-        "DDBRIDGE_PUBLIC_URL": stack.api_url,
+        **stack.environment(),
+        # A second, unused token: any configured token is accepted (rotation).
         "DDBRIDGE_INTERNAL_TOKENS": f"{secrets.token_urlsafe(16)},{stack.internal_token}",
-        "DDBRIDGE_ENCRYPTION_KEYS": ",".join(stack.encryption_keys),
-        "DDBRIDGE_CLIENT_ID": stack.client_id,
-        "DDBRIDGE_CLIENT_SECRET": stack.client_secret,
-        "DDBRIDGE_DATADOG_URL_TEMPLATE": f"{stack.emulator_url}/{{host}}",
         "DDBRIDGE_RETURN_TO_ORIGINS": "https://partner.example",
         "DDBRIDGE_REFRESH_MARGIN_SECONDS": "30",
         "DDBRIDGE_BACKLOG_CAP_ITEMS": "5000",
         "DDBRIDGE_DATADOG_TIMEOUT_SECONDS": "5",
-        "DDBRIDGE_QUEUE_NAME": stack.queue_name,
-        "DDBRIDGE_WORKER_METRICS_PORT": str(worker_metrics_port),
     }
-    emulator = processes.start(
-        "emulator", ["fakedatadog", "--port", str(emulator_port)], env, log_dir
-    )
-    api = processes.start("api", ["service", "api", "--port", str(api_port)], env, log_dir)
+    emulator_port, api_port = port_of(stack.emulator_url), port_of(stack.api_url)
+    emulator = processes.start("emulator", ["fakedatadog", "--port", emulator_port], env, log_dir)
+    api = processes.start("api", ["service", "api", "--port", api_port], env, log_dir)
     worker = processes.start("worker", ["service", "worker"], env, log_dir)
     stack.children = [emulator, api, worker]
     try:

@@ -34,7 +34,7 @@ from service.db import migrate
 from service.embedded import EmbeddedRedis
 from tests.support import processes
 from tests.support.processes import Child
-from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn
+from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
 
 POLL_SECONDS = 0.05
 
@@ -224,37 +224,20 @@ async def isolated_stack(
         exit_stack.push_async_callback(_admin, admin_url, f'DROP DATABASE "{name}" WITH (FORCE)')
         await asyncio.to_thread(migrate, database_url)
 
-        emulator_port, api_port = processes.free_port(), processes.free_port()
-        first_worker_port = processes.free_port()
-        stack = Stack(
-            api_url=f"http://127.0.0.1:{api_port}",
-            emulator_url=f"http://127.0.0.1:{emulator_port}",
+        stack = Stack.allocate(
             database_url=database_url,
             redis_url=redis_url,
-            internal_token=secrets.token_urlsafe(32),
-            client_id=f"test-client-{secrets.token_hex(4)}",
-            client_secret=secrets.token_urlsafe(32),
             queue_name=f"ddbridge-resilience-{secrets.token_hex(4)}",
-            worker_metrics_url=f"http://127.0.0.1:{first_worker_port}/metrics",
             encryption_keys=[generate_key()],
             log_dir=log_dir,
         )
-        env = {
-            "DDBRIDGE_DATABASE_URL": database_url,
-            "DDBRIDGE_REDIS_URL": redis_url,
-            "DDBRIDGE_PUBLIC_URL": stack.api_url,
-            "DDBRIDGE_INTERNAL_TOKENS": stack.internal_token,
-            "DDBRIDGE_ENCRYPTION_KEYS": ",".join(stack.encryption_keys),
-            "DDBRIDGE_CLIENT_ID": stack.client_id,
-            "DDBRIDGE_CLIENT_SECRET": stack.client_secret,
-            "DDBRIDGE_DATADOG_URL_TEMPLATE": f"{stack.emulator_url}/{{host}}",
-            "DDBRIDGE_QUEUE_NAME": stack.queue_name,
-            **(settings or {}),
-        }
+        env = {**stack.environment(), **(settings or {})}
+        emulator_port, api_port = port_of(stack.emulator_url), port_of(stack.api_url)
+        first_worker_port = int(port_of(stack.worker_metrics_url))
         emulator = processes.start(
-            "emulator", ["fakedatadog", "--port", str(emulator_port)], env, log_dir
+            "emulator", ["fakedatadog", "--port", emulator_port], env, log_dir
         )
-        api = processes.start("api", ["service", "api", "--port", str(api_port)], env, log_dir)
+        api = processes.start("api", ["service", "api", "--port", api_port], env, log_dir)
         isolated = IsolatedStack(
             stack=stack,
             env=env,

@@ -4,6 +4,7 @@ own cookie jar, and the emulator's control plane, all over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,13 +16,18 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from service.sites import KNOWN_SITES
-from tests.support.processes import Child
+from tests.support.processes import Child, free_port
 
 CLIENT_SCOPES = ["api_keys_write", "monitors_read", "incident_write", "incident_read"]
 
 
 def asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def port_of(url: str) -> str:
+    """The port of an `http://127.0.0.1:PORT/...` URL."""
+    return str(urlsplit(url).port)
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -60,6 +66,46 @@ class Stack:
     _api: httpx.AsyncClient | None = None
     _emu: httpx.AsyncClient | None = None
     _recorder: Recorder | None = None
+
+    @classmethod
+    def allocate(
+        cls,
+        *,
+        database_url: str,
+        redis_url: str,
+        queue_name: str,
+        encryption_keys: list[str],
+        log_dir: Path,
+    ) -> Stack:
+        """A stack description with free ports and fresh credentials (nothing started)."""
+        return cls(
+            api_url=f"http://127.0.0.1:{free_port()}",
+            emulator_url=f"http://127.0.0.1:{free_port()}",
+            database_url=database_url,
+            redis_url=redis_url,
+            internal_token=secrets.token_urlsafe(32),
+            client_id=f"test-client-{secrets.token_hex(4)}",
+            client_secret=secrets.token_urlsafe(32),
+            queue_name=queue_name,
+            encryption_keys=encryption_keys,
+            worker_metrics_url=f"http://127.0.0.1:{free_port()}/metrics",
+            log_dir=log_dir,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The `DDBRIDGE_*` settings its API and worker processes run with."""
+        return {
+            "DDBRIDGE_DATABASE_URL": self.database_url,
+            "DDBRIDGE_REDIS_URL": self.redis_url,
+            "DDBRIDGE_PUBLIC_URL": self.api_url,
+            "DDBRIDGE_INTERNAL_TOKENS": self.internal_token,
+            "DDBRIDGE_ENCRYPTION_KEYS": ",".join(self.encryption_keys),
+            "DDBRIDGE_CLIENT_ID": self.client_id,
+            "DDBRIDGE_CLIENT_SECRET": self.client_secret,
+            "DDBRIDGE_DATADOG_URL_TEMPLATE": f"{self.emulator_url}/{{host}}",
+            "DDBRIDGE_QUEUE_NAME": self.queue_name,
+            "DDBRIDGE_WORKER_METRICS_PORT": port_of(self.worker_metrics_url),
+        }
 
     @asynccontextmanager
     async def clients(self, recorder: Recorder) -> AsyncIterator[Stack]:
