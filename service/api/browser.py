@@ -129,7 +129,7 @@ async def callback(
         "Connected to Datadog",
         f"The integration is connected to your Datadog organization {connection.dd_org_name} "
         f"({connection.domain}).",
-        advice=done.caveat,
+        advice=done.caveat or "You can close this window.",
         link=Link(done.return_to, "Back to the partner's product") if done.return_to else None,
     )
 
@@ -142,6 +142,7 @@ async def demo_signin(site: str = "", domain: str = "") -> HTMLResponse:
         "This is ddbridge's demo sign-in. A real partner signs the user in here, then asks "
         "ddbridge for an authorization link for that account.",
         form=PageForm("/demo/signin", {"site": site, "domain": domain}),
+        kind="neutral",
     )
 
 
