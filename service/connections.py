@@ -56,6 +56,18 @@ async def history(session: AsyncSession, connection_id: uuid.UUID) -> Sequence[C
     return (await session.scalars(query)).all()
 
 
+def record_creation(session: AsyncSession, connection: Connection) -> None:
+    """The first entry of a new connection's history (from no status)."""
+    session.add(
+        ConnectionEvent(
+            connection_id=connection.id,
+            from_status=None,
+            to_status=connection.status,
+            reason=connection.status_reason or "created",
+        )
+    )
+
+
 def transition(
     session: AsyncSession, connection: Connection, status: ConnectionStatus, reason: str
 ) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -95,6 +96,11 @@ class ConnectionEvent(Base):
     """One status transition of a connection, with when and why."""
 
     __tablename__ = "connection_events"
+    __table_args__ = (
+        Index(
+            "ix_connection_events_unnotified", "id", postgresql_where=text("notified_at IS NULL")
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     connection_id: Mapped[uuid.UUID] = mapped_column(
@@ -104,6 +110,8 @@ class ConnectionEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
+    notified_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    """When `DDBRIDGE_WEBHOOK_URL` acknowledged it (None: not yet, or no webhook)."""
 
 
 class OAuthFlow(Base):

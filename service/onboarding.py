@@ -275,12 +275,11 @@ async def _save_grant(
             dd_org_id=dd_oid,
             dd_org_name=org_name,
             status=ConnectionStatus.PENDING,
+            status_reason="authorized; creating API key",
             scopes=[],
         )
         session.add(connection)
-        conns.transition(
-            session, connection, ConnectionStatus.PENDING, "authorized; creating API key"
-        )
+        conns.record_creation(session, connection)
     elif connection.account_id != flow.account_id:
         conns.transition(
             session,

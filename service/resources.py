@@ -28,6 +28,7 @@ class Resources:
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     datadog: DatadogClient
+    webhooks: httpx.AsyncClient
     keyring: KeyRing
     sites: SiteRegistry
 
@@ -45,9 +46,16 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
     timeout = httpx.Timeout(settings.datadog_timeout_seconds, connect=5.0)
     try:
-        async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, headers={"User-Agent": "ddbridge"}
-        ) as http:
+        async with (
+            httpx.AsyncClient(
+                timeout=timeout, follow_redirects=False, headers={"User-Agent": "ddbridge"}
+            ) as http,
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(10.0),
+                follow_redirects=False,
+                headers={"User-Agent": "ddbridge-webhooks"},
+            ) as webhooks,
+        ):
             yield Resources(
                 settings=settings,
                 engine=engine,
@@ -59,6 +67,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                         settings.datadog_url_template, settings.datadog_browser_url_template
                     ),
                 ),
+                webhooks=webhooks,
                 keyring=keyring,
                 sites=sites,
             )

@@ -72,6 +72,8 @@ class Settings(KeyRingSettings):
     extra_sites: CommaList = []
     signin_url: str | None = None
     webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    """Signs webhook notifications (required with `webhook_url`)."""
     return_to_origins: CommaList = []
     """Origins `return_to` may point at, besides `public_url`'s own."""
     flow_ttl_seconds: int = Field(default=600, gt=0)
@@ -123,6 +125,8 @@ class Settings(KeyRingSettings):
             raise ValueError("set DDBRIDGE_CLIENT_ID/DDBRIDGE_CLIENT_SECRET or DDBRIDGE_CLIENTS")
         if (self.client_id is None) != (self.client_secret is None):
             raise ValueError("DDBRIDGE_CLIENT_ID and DDBRIDGE_CLIENT_SECRET go together")
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("DDBRIDGE_WEBHOOK_URL needs DDBRIDGE_WEBHOOK_SECRET to sign with")
         return self
 
     @property

@@ -26,8 +26,10 @@ from service.db import migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.support import processes
 from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
+from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 ARTIFACTS = processes.REPO_ROOT / "test-artifacts"
+WEBHOOK_SECRET = secrets.token_urlsafe(32)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -80,8 +82,15 @@ def log_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def webhook() -> Iterator[Receiver]:
+    """The partner's webhook endpoint the stack notifies of connection transitions."""
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
 def stack_processes(
-    database_url: str, service_urls: tuple[str, str], log_dir: Path
+    database_url: str, service_urls: tuple[str, str], log_dir: Path, webhook: Receiver
 ) -> Iterator[Stack]:
     """The emulator, the API and one worker as real processes, configured like production."""
     _, redis_url = service_urls
@@ -100,6 +109,8 @@ def stack_processes(
         "DDBRIDGE_REFRESH_MARGIN_SECONDS": "30",
         "DDBRIDGE_BACKLOG_CAP_ITEMS": "5000",
         "DDBRIDGE_DATADOG_TIMEOUT_SECONDS": "5",
+        "DDBRIDGE_WEBHOOK_URL": webhook.url,
+        "DDBRIDGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     emulator_port, api_port = port_of(stack.emulator_url), port_of(stack.api_url)
     emulator = processes.start("emulator", ["fakedatadog", "--port", emulator_port], env, log_dir)

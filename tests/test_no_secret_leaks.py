@@ -1,5 +1,6 @@
-"""No credential the emulator issued appears in the database, ddbridge's logs, or any response
-ddbridge gave during the whole run (this test runs last and inspects what the run left)."""
+"""No credential the emulator issued appears in the database, ddbridge's logs, any response
+ddbridge gave or any webhook it sent during the whole run (this test runs last and inspects
+what the run left)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import asyncpg
 import pytest
 
 from tests.support.stack import Recorder, Stack, asyncpg_dsn
+from tests.support.webhook_receiver import Receiver
 
 
 @pytest.mark.last
 async def test_no_issued_secret_is_stored_logged_or_returned(
-    stack: Stack, recorder: Recorder, account_id: str
+    stack: Stack, recorder: Recorder, account_id: str, webhook: Receiver
 ) -> None:
     # Exercise every path that handles credentials once more, so this test stands alone too.
     org = await stack.create_org("datadoghq.eu")
@@ -33,6 +35,8 @@ async def test_no_issued_secret_is_stored_logged_or_returned(
             assert secret not in text, f"a secret is in the {name} log"
         for response in recorder.responses:
             assert secret not in response, "a secret was returned by ddbridge"
+        for notification in webhook.received:
+            assert secret.encode() not in notification.body, "a secret was in a webhook"
 
 
 async def _dump(database_url: str) -> str:

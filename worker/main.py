@@ -1,4 +1,5 @@
-"""The arq worker: delivery and token-refresh jobs, and the crons that find work in PostgreSQL.
+"""The arq worker: delivery and token-refresh jobs, and the crons that find work in PostgreSQL
+(deliveries and refreshes to ring, webhook notifications to send).
 
 `ddbridge worker` runs it with settings read at start-up. `arq worker.main.WorkerSettings`
 also works for containers; arq needs its Redis address and queue on the class, so only those
@@ -20,7 +21,7 @@ from arq.connections import RedisSettings
 from prometheus_client import start_http_server
 from sqlalchemy import delete, or_, select
 
-from service import jobs, tokens
+from service import jobs, tokens, webhooks
 from service.datadog.errors import DatadogUnavailable
 from service.delivery.drain import Outcome, drain
 from service.intake.accept import IDEMPOTENCY_WINDOW
@@ -128,6 +129,11 @@ async def reconcile_deliveries(ctx: dict[str, Any]) -> int:
     return len(partitions)
 
 
+async def notify(ctx: dict[str, Any]) -> int:
+    """Send connection-state notifications to the partner's webhook (if configured)."""
+    return await webhooks.notify_transitions(resources(ctx))
+
+
 async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
     """Ring a refresh for every connection whose token is due (covers lost Redis jobs)."""
     res = resources(ctx)
@@ -172,6 +178,7 @@ class WorkerSettings:
             second=set(range(0, 60, 5)),
             run_at_startup=True,
         ),
+        cron(notify, name=f"{QUEUE_NAME}:notify", second=set(range(0, 60, 5))),
     ]
     on_startup = startup
     on_shutdown = shutdown
