@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import procs
+from harness import processes
 from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -45,7 +45,7 @@ def data_services() -> Iterator[tuple[str, str, str]]:
             origin.append("PostgreSQL: the machine's")
         else:
             postgres = stack.enter_context(
-                EmbeddedPostgres(procs.REPO_ROOT / ".ddbridge/bench-postgres")
+                EmbeddedPostgres(processes.REPO_ROOT / ".ddbridge/bench-postgres")
             )
             admin_url = postgres.url()
             origin.append("PostgreSQL: embedded (wheel)")
@@ -53,7 +53,9 @@ def data_services() -> Iterator[tuple[str, str, str]]:
         if redis_url:
             origin.append("Redis: the machine's")
         else:
-            redis = stack.enter_context(EmbeddedRedis(procs.REPO_ROOT / ".ddbridge/bench-redis"))
+            redis = stack.enter_context(
+                EmbeddedRedis(processes.REPO_ROOT / ".ddbridge/bench-redis")
+            )
             redis_url = redis.url(db=8)
             origin.append("Redis: embedded (wheel)")
         yield admin_url, redis_url, ", ".join(origin)
@@ -96,22 +98,22 @@ class Stack:
     client_secret: str
     env: dict[str, str]
     log_dir: Path
-    emulator: procs.Child | None = None
-    api: procs.Child | None = None
-    worker: procs.Child | None = None
-    extra: list[procs.Child] = field(default_factory=list)
+    emulator: processes.Child | None = None
+    api: processes.Child | None = None
+    worker: processes.Child | None = None
+    extra: list[processes.Child] = field(default_factory=list)
 
-    def start_worker(self) -> procs.Child:
+    def start_worker(self) -> processes.Child:
         """Start a worker (again); wait until its metrics endpoint answers."""
-        self.worker = procs.start("worker", ["service", "worker"], self.env, self.log_dir)
-        procs.wait_until_answers(self.worker, self.worker_metrics_url)
+        self.worker = processes.start("worker", ["service", "worker"], self.env, self.log_dir)
+        processes.wait_until_answers(self.worker, self.worker_metrics_url, 60)
         return self.worker
 
     def stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.stop()
 
-    def children(self) -> list[procs.Child]:
+    def children(self) -> list[processes.Child]:
         return [c for c in (self.worker, self.api, self.emulator, *self.extra) if c is not None]
 
     def stop(self) -> None:
@@ -123,7 +125,11 @@ class Stack:
 @contextmanager
 def running_stack(database_url: str, redis_url: str, log_dir: Path) -> Iterator[Stack]:
     """Start the emulator (bench mode), the API and one worker; stop them all on exit."""
-    emulator_port, api_port, metrics_port = procs.free_port(), procs.free_port(), procs.free_port()
+    emulator_port, api_port, metrics_port = (
+        processes.free_port(),
+        processes.free_port(),
+        processes.free_port(),
+    )
     api_url = f"http://127.0.0.1:{api_port}"
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     token = secrets.token_urlsafe(32)
@@ -153,12 +159,14 @@ def running_stack(database_url: str, redis_url: str, log_dir: Path) -> Iterator[
         log_dir=log_dir,
     )
     try:
-        stack.emulator = procs.start(
+        stack.emulator = processes.start(
             "emulator", ["fakedatadog", "--bench", "--port", str(emulator_port)], env, log_dir
         )
-        stack.api = procs.start("api", ["service", "api", "--port", str(api_port)], env, log_dir)
-        procs.wait_until_answers(stack.emulator, f"{emulator_url}/_emulator/health")
-        procs.wait_until_answers(stack.api, f"{api_url}/readyz")
+        stack.api = processes.start(
+            "api", ["service", "api", "--port", str(api_port)], env, log_dir
+        )
+        processes.wait_until_answers(stack.emulator, f"{emulator_url}/_emulator/health", 60)
+        processes.wait_until_answers(stack.api, f"{api_url}/readyz", 60)
         stack.start_worker()
         yield stack
     finally:

@@ -21,10 +21,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from harness import processes
 from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
-from tests.support import processes
 from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 

@@ -30,8 +30,8 @@ import psutil
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from harness import processes
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support import processes
 from tests.support.stack import asyncpg_dsn
 
 READY_DEADLINE_SECONDS = 90.0

@@ -10,9 +10,9 @@ import sys
 
 import asyncpg
 
+from harness.processes import REPO_ROOT
 from service.crypto import key_id
 from tests.support import payloads
-from tests.support.processes import REPO_ROOT
 from tests.support.stack import Stack, asyncpg_dsn
 
 

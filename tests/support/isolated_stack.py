@@ -29,11 +29,11 @@ from typing import Any
 import asyncpg
 import redis.asyncio
 
+from harness import processes
+from harness.processes import Child
 from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedRedis
-from tests.support import processes
-from tests.support.processes import Child
 from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
 
 POLL_SECONDS = 0.05

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from harness.processes import Child, free_port
 from service.sites import KNOWN_SITES
-from tests.support.processes import Child, free_port
 
 CLIENT_SCOPES = ["api_keys_write", "monitors_read", "incident_write", "incident_read"]
 

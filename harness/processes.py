@@ -1,5 +1,6 @@
-"""Real child processes for tests: start a command with its output in a log file, and wait
-until it answers over HTTP (polling against a deadline, never a fixed sleep)."""
+"""Real child processes for tests and benchmarks: start `python -m ...` with its output in a
+log file, wait until it answers over HTTP (polling against a deadline, never a fixed sleep),
+and stop exactly that process (by its id, never by name)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,19 @@ class Child:
     process: subprocess.Popen[bytes]
     log: Path
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def output_tail(self, lines: int = 40) -> str:
+        """The last lines of the child's log, for error messages."""
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def stop(self, timeout: float = 15) -> None:
         if self.process.poll() is None:
@@ -54,7 +66,7 @@ def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Chi
     """Start `python -m <args>` in the repository root with `env` added to ours."""
     log = log_dir / f"{name}.log"
     with log.open("ab") as sink:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - our own `python -m` commands
             [sys.executable, "-m", *args],
             cwd=REPO_ROOT,
             env={**os.environ, **env},
