@@ -75,13 +75,15 @@ async def connect_org(
     )
     created.raise_for_status()
     async with httpx.AsyncClient(timeout=30) as browser:
-        url = created.json()["authorize_url"]
-        for _ in range(2):  # ddbridge start -> Datadog authorize -> (callback below)
-            answer = await browser.get(url)
-            if answer.status_code != 302:
-                raise RuntimeError(f"onboarding stopped at {answer.status_code}: {answer.text}")
-            url = answer.headers["location"]
-        page = await browser.get(url)
+        start_url = created.json()["authorize_url"]
+        await browser.get(start_url)  # the confirmation page; it sets the browser cookie
+        confirmed = await browser.post(start_url)
+        if confirmed.status_code != 303:
+            raise RuntimeError(f"confirming answered {confirmed.status_code}: {confirmed.text}")
+        authorized = await browser.get(confirmed.headers["location"])  # Datadog's authorize
+        if authorized.status_code != 302:
+            raise RuntimeError(f"authorize answered {authorized.status_code}: {authorized.text}")
+        page = await browser.get(authorized.headers["location"])
         if page.status_code != 200:
             raise RuntimeError(f"callback answered {page.status_code}: {page.text}")
     listed = await api.get("/internal/v1/connections", params={"account_id": account_id})

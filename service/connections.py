@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.crypto import KeyRing
@@ -37,11 +37,32 @@ async def list_connections(session: AsyncSession, account_id: str | None) -> Seq
     return (await session.scalars(query)).all()
 
 
-async def find_by_org(session: AsyncSession, domain: str, dd_org_id: str) -> Connection | None:
-    """The connection of an org, locked for update (re-authorization updates it in place)."""
+async def lock_org(session: AsyncSession, domain: str, dd_org_id: str) -> None:
+    """Serialize everything that binds a grant to this org until the transaction ends."""
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"org:{domain}:{dd_org_id}", 0)))
+    )
+
+
+async def find_by_org(
+    session: AsyncSession, domain: str, dd_org_id: str, account_id: str
+) -> Connection | None:
+    """The org's live connection (whoever's), else `account_id`'s latest disconnected one.
+
+    Locked for update: re-authorization updates it in place.
+    """
     query = (
         select(Connection)
-        .where(Connection.domain == domain, Connection.dd_org_id == dd_org_id)
+        .where(
+            Connection.domain == domain,
+            Connection.dd_org_id == dd_org_id,
+            or_(
+                Connection.status != ConnectionStatus.DISCONNECTED,
+                Connection.account_id == account_id,
+            ),
+        )
+        .order_by(Connection.status == ConnectionStatus.DISCONNECTED, Connection.updated_at.desc())
+        .limit(1)
         .with_for_update()
     )
     return (await session.scalars(query)).one_or_none()

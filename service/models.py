@@ -25,7 +25,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    UniqueConstraint,
     func,
     text,
 )
@@ -68,7 +67,14 @@ class Connection(Base):
 
     __tablename__ = "connections"
     __table_args__ = (
-        UniqueConstraint("domain", "dd_org_id"),
+        # One live connection per org; disconnected ones stay as history.
+        Index(
+            "uq_connections_live_org",
+            "domain",
+            "dd_org_id",
+            unique=True,
+            postgresql_where=text("status <> 'disconnected'"),
+        ),
         CheckConstraint(f"status IN ({_STATUSES})", name="status"),
     )
 
@@ -130,6 +136,8 @@ class OAuthFlow(Base):
     browser_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     code_verifier: Mapped[bytes | None] = mapped_column(LargeBinary)
     account_id: Mapped[str] = mapped_column(String(200))
+    account_label: Mapped[str | None] = mapped_column(String(200))
+    """How the partner names the account to the person confirming (defaults to the id)."""
     app_host: Mapped[str] = mapped_column(String(255))
     domain: Mapped[str | None] = mapped_column(String(100))
     return_to: Mapped[str | None] = mapped_column(Text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -40,12 +41,32 @@ from service.sites import US1_DOMAIN, Site, SiteRegistry, UnknownSiteError
 log = logging.getLogger(__name__)
 
 API_KEY_NOT_RECEIVED = "api key exists but was not received"
+DD_OID = re.compile(r"[0-9A-Za-z-]{1,64}")
+"""Datadog's org ids are UUIDs; anything else in a callback is forged or broken."""
+ORG_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
 class Authorization:
     authorize_url: str
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StartPreview:
+    """What the person sees before leaving for Datadog: whose account the org will join."""
+
+    account_label: str
+    app_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedOrg:
+    """The org the callback names. Datadog's token answer does not name the org, so this
+    is the browser's claim: it scopes a grant to a connection, never proves an identity."""
+
+    dd_oid: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +119,7 @@ async def create_authorization(
     sites: SiteRegistry,
     *,
     account_id: str,
+    account_label: str | None,
     site: str | None,
     domain: str | None,
     return_to: str | None,
@@ -115,6 +137,7 @@ async def create_authorization(
         OAuthFlow(
             ticket_hash=digest(ticket),
             account_id=account_id,
+            account_label=account_label,
             app_host=target.app_host,
             domain=target.site.domain if target.site else None,
             return_to=return_to,
@@ -125,21 +148,17 @@ async def create_authorization(
     return Authorization(f"{settings.public_url}/oauth/start/{ticket}", expires_at)
 
 
+async def preview_flow(session: AsyncSession, ticket: str) -> StartPreview:
+    """What the confirmation page shows for an unused link (nothing is claimed)."""
+    flow = await _unstarted_flow(session, ticket, lock=False)
+    return StartPreview(flow.account_label or flow.account_id, flow.app_host)
+
+
 async def start_flow(res: Resources, session: AsyncSession, ticket: str, browser_id: str) -> str:
-    """Claim the link once, bind it to the browser, and return Datadog's authorize URL."""
+    """Claim the link once (the person confirmed), bind it to the browser, and return
+    Datadog's authorize URL."""
+    flow = await _unstarted_flow(session, ticket, lock=True)
     now = utcnow()
-    flow = (
-        await session.scalars(
-            select(OAuthFlow).where(OAuthFlow.ticket_hash == digest(ticket)).with_for_update()
-        )
-    ).one_or_none()
-    if flow is None or flow.started_at is not None or flow.expires_at <= now:
-        raise FlowFailure(
-            410,
-            "This connection link has expired",
-            "Connection links work once and only for a few minutes.",
-            "Go back to the partner's product and start connecting again.",
-        )
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)
     flow.started_at = now
@@ -165,39 +184,51 @@ async def start_flow(res: Resources, session: AsyncSession, ticket: str, browser
 async def complete_flow(
     res: Resources, session: AsyncSession, params: CallbackParams, browser_id: str | None
 ) -> Connected:
-    """Finish the flow Datadog sent the browser back from; see the module docstring."""
+    """Finish the flow Datadog sent the browser back from; see the module docstring.
+
+    The org named in the callback is checked against the flow's account before the code is
+    exchanged: an org whose live connection belongs to another account is refused and its
+    connection is not touched (`OrgClaimedElsewhere`).
+    """
     flow = await _claim_flow(session, params.state, browser_id)
     verifier = res.keyring.open(flow.code_verifier or b"", context=f"flow:{flow.id}:code_verifier")
     await session.commit()
     if params.error:
         raise datadog_explained.authorize_failure(params.error, params.error_description)
     site = _callback_site(res.sites, flow, params)
-    if not params.code or not params.dd_oid:
-        raise FlowFailure(
-            400,
-            "Incomplete answer from Datadog",
-            "Datadog's answer did not include an authorization code and organization.",
-            "Start connecting again; if it keeps happening, contact the partner's support.",
-        )
+    org = _claimed_org(params)
+    await _check_org_free(session, site, org, flow.account_id)
+    await session.commit()  # release the look-up's row lock before the call to Datadog
     client = res.settings.client_for(site.domain)
     try:
         grant = await res.datadog.exchange_code(
             site,
             client,
-            code=params.code,
+            code=params.code or "",
             code_verifier=verifier,
             redirect_uri=res.settings.callback_url,
         )
     except DatadogError as exc:
         raise datadog_explained.token_failure(exc) from exc
-    connection = await _save_grant(
-        res, session, flow, site, params.dd_oid, params.dd_org_name or params.dd_oid, grant
-    )
+    connection = await _bind_grant(res, session, flow, site, org, grant)
     caveat = await _ensure_api_key(res, session, connection, site, grant.access_token)
     flow.connection_id = connection.id
     await session.commit()
     await _ring_refresh(res, connection)
     return Connected(connection, flow.return_to, caveat)
+
+
+async def _unstarted_flow(session: AsyncSession, ticket: str, *, lock: bool) -> OAuthFlow:
+    query = select(OAuthFlow).where(OAuthFlow.ticket_hash == digest(ticket))
+    flow = (await session.scalars(query.with_for_update() if lock else query)).one_or_none()
+    if flow is None or flow.started_at is not None or flow.expires_at <= utcnow():
+        raise FlowFailure(
+            410,
+            "This connection link has expired",
+            "Connection links work once and only for a few minutes.",
+            "Go back to the partner's product and start connecting again.",
+        )
+    return flow
 
 
 async def _ring_refresh(res: Resources, connection: Connection) -> None:
@@ -256,62 +287,107 @@ def _callback_site(sites: SiteRegistry, flow: OAuthFlow, params: CallbackParams)
     return site
 
 
-async def _save_grant(
+def _claimed_org(params: CallbackParams) -> ClaimedOrg:
+    """The org the callback names, refused before any exchange when it cannot be one."""
+    if not params.code or not params.dd_oid:
+        raise FlowFailure(
+            400,
+            "Incomplete answer from Datadog",
+            "Datadog's answer did not include an authorization code and organization.",
+            "Start connecting again; if it keeps happening, contact the partner's support.",
+        )
+    if not DD_OID.fullmatch(params.dd_oid):
+        raise FlowFailure(
+            400,
+            "Unexpected answer from Datadog",
+            "The organization id in Datadog's answer is not one Datadog issues, so nothing "
+            "was exchanged or stored.",
+            "Start connecting again from the partner's product.",
+        )
+    name = "".join(ch for ch in params.dd_org_name or params.dd_oid if ch.isprintable())
+    return ClaimedOrg(params.dd_oid, name[:ORG_NAME_LENGTH] or params.dd_oid)
+
+
+async def _check_org_free(
+    session: AsyncSession, site: Site, org: ClaimedOrg, account_id: str
+) -> None:
+    """Refuse an org whose live connection belongs to another partner account."""
+    connection = await conns.find_by_org(session, site.domain, org.dd_oid, account_id)
+    if connection is not None and connection.account_id != account_id:
+        log.warning(
+            "refused org %s on %s for another account than its connection %s",
+            org.dd_oid,
+            site.domain,
+            connection.id,
+        )
+        raise OrgClaimedElsewhere()
+
+
+class OrgClaimedElsewhere(FlowFailure):
+    """The org is connected for another partner account; nothing of it was touched."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            409,
+            "This Datadog organization is connected to another account",
+            "This Datadog organization is already connected to a different account in the "
+            "partner's product, so this connection was not made and the existing one was not "
+            "changed.",
+            "Disconnect it from the other account first, or sign in to the partner's product "
+            "with the account that connected it.",
+        )
+
+
+async def _bind_grant(
     res: Resources,
     session: AsyncSession,
     flow: OAuthFlow,
     site: Site,
-    dd_oid: str,
-    org_name: str,
+    org: ClaimedOrg,
     grant: TokenGrant,
 ) -> Connection:
-    """Create or update the org's connection with the new tokens, and commit."""
-    connection = await conns.find_by_org(session, site.domain, dd_oid)
+    """Under the org's lock (held until the caller commits), store the grant on the flow
+    account's connection of the org: the live one, its latest disconnected one, or a new one.
+
+    Raises `OrgClaimedElsewhere` if another account's connection went live meanwhile.
+    """
+    await conns.lock_org(session, site.domain, org.dd_oid)
+    connection = await conns.find_by_org(session, site.domain, org.dd_oid, flow.account_id)
+    if connection is not None and connection.account_id != flow.account_id:
+        raise OrgClaimedElsewhere()
     if connection is None:
         connection = Connection(
             id=uuid.uuid4(),
             account_id=flow.account_id,
             domain=site.domain,
-            dd_org_id=dd_oid,
-            dd_org_name=org_name,
+            dd_org_id=org.dd_oid,
+            dd_org_name=org.name,
             status=ConnectionStatus.PENDING,
             status_reason="authorized; creating API key",
             scopes=[],
         )
         session.add(connection)
         conns.record_creation(session, connection)
-    elif connection.account_id != flow.account_id:
-        conns.transition(
-            session,
-            connection,
-            connection.status,
-            f"re-authorized by account {flow.account_id} (was {connection.account_id})",
-        )
-        connection.account_id = flow.account_id
-    connection.dd_org_name = org_name
+    connection.dd_org_name = org.name
     conns.store_grant(res.keyring, connection, grant)
-    await session.commit()
+    await session.flush()
     return connection
 
 
 async def _ensure_api_key(
     res: Resources, session: AsyncSession, connection: Connection, site: Site, access_token: str
 ) -> str | None:
-    """Make sure the connection holds a working API key; return a caveat for the customer.
+    """Give the connection the API key of the grant's org; return a caveat for the customer.
 
-    A stored key that still validates is kept. Otherwise the key is created once (never
-    retried blindly: Datadog shows it only once) and committed before anything else.
+    The key is asked for with the new grant first. A new key (201) means the grant's org
+    held none, so a stored key belongs elsewhere and is replaced. Datadog's 409 means the
+    org already holds this integration's key; only then is a stored key kept, and only while
+    it validates. A key is created once (Datadog shows it once) and committed at once.
     """
-    stored = conns.open_secret(res.keyring, connection, "api_key")
-    if stored is not None and await _keep_stored_key(res, site, stored):
-        conns.transition(session, connection, ConnectionStatus.ACTIVE, "authorized")
-        return None
     try:
         key = await res.datadog.create_api_key(site, access_token)
     except DatadogConflict:
-        connection.api_key = None
-        conns.transition(session, connection, ConnectionStatus.ACTIVE, API_KEY_NOT_RECEIVED)
-        return datadog_explained.API_KEY_RECOVERY
+        return await _keep_stored_key(res, session, connection, site)
     except DatadogUnavailable as exc:
         conns.transition(
             session, connection, ConnectionStatus.PENDING, f"API key creation unclear: {exc}"
@@ -331,15 +407,25 @@ async def _ensure_api_key(
     return None
 
 
-async def _keep_stored_key(res: Resources, site: Site, api_key: str) -> bool:
-    """Keep a stored key unless Datadog says it is invalid (a new one is then created).
+async def _keep_stored_key(
+    res: Resources, session: AsyncSession, connection: Connection, site: Site
+) -> str | None:
+    """The org already holds this integration's key: keep ours if it still validates.
 
-    When validation cannot answer, the key is kept: creating another would only get a 409.
+    When validation cannot answer, the key is kept: Datadog will not issue another anyway.
     """
-    try:
-        return await res.datadog.validate_api_key(site, api_key)
-    except DatadogError:
-        return True
+    stored = conns.open_secret(res.keyring, connection, "api_key")
+    if stored is not None:
+        try:
+            valid = await res.datadog.validate_api_key(site, stored)
+        except DatadogError:
+            valid = True
+        if valid:
+            conns.transition(session, connection, ConnectionStatus.ACTIVE, "authorized")
+            return None
+    connection.api_key = None
+    conns.transition(session, connection, ConnectionStatus.ACTIVE, API_KEY_NOT_RECEIVED)
+    return datadog_explained.API_KEY_RECOVERY
 
 
 def _challenge(verifier: str) -> str:

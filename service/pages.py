@@ -24,8 +24,12 @@ class Link:
 
 @dataclass(frozen=True, slots=True)
 class Form:
+    """A POST form: hidden fields, optionally the account id to type, and one button."""
+
     action: str
     hidden: dict[str, str] = field(default_factory=dict)
+    ask_account: bool = False
+    button: str = "Continue"
 
 
 _HEADERS = {

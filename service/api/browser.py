@@ -61,20 +61,69 @@ async def onboarding_page(
 
 
 @router.get("/oauth/start/{ticket}")
+async def confirm_start(
+    ticket: str,
+    res: ResourcesDep,
+    session: SessionDep,
+    browser: Annotated[str | None, Cookie(alias=BROWSER_COOKIE)] = None,
+) -> Response:
+    """Show whose partner account the org will join and ask the person to confirm.
+
+    Nothing is claimed here (link previews and scanners may fetch it). The browser gets its
+    id cookie now: the confirming POST must carry it, and a SameSite=Lax cookie is never
+    sent with a form posted from another site.
+    """
+    try:
+        preview = await onboarding.preview_flow(session, ticket)
+    except FlowFailure as failure:
+        OAUTH_FLOWS.labels(outcome="link_expired").inc()
+        return failure_page(failure)
+    response = page(
+        "Connect your Datadog organization",
+        f"You are about to connect a Datadog organization to the partner account "
+        f"{preview.account_label!r}. Continue only if that is your account; Datadog will then "
+        f"ask you which organization to connect.",
+        advice="If you did not expect this, close this window: nothing has been connected.",
+        form=PageForm(f"/oauth/start/{ticket}", button="Continue to Datadog"),
+        kind="neutral",
+    )
+    _set_browser_cookie(res, response, _browser_id(browser))
+    return response
+
+
+@router.post("/oauth/start/{ticket}")
 async def start(
     ticket: str,
     res: ResourcesDep,
     session: SessionDep,
     browser: Annotated[str | None, Cookie(alias=BROWSER_COOKIE)] = None,
 ) -> Response:
-    """Bind the flow to this browser (cookie) and redirect to Datadog's authorize page."""
-    browser_id = browser if browser and len(browser) >= 32 else secrets.token_urlsafe(32)
+    """The person confirmed: bind the flow to this browser and go to Datadog's authorize page."""
+    if browser is None or len(browser) < 32:
+        OAUTH_FLOWS.labels(outcome="unconfirmed").inc()
+        return failure_page(
+            FlowFailure(
+                400,
+                "Please confirm from the connection page",
+                "This request did not come from the confirmation page in this browser.",
+                "Open the connection link from the partner's product again.",
+            )
+        )
     try:
-        authorize_url = await onboarding.start_flow(res, session, ticket, browser_id)
+        authorize_url = await onboarding.start_flow(res, session, ticket, browser)
     except FlowFailure as failure:
         OAUTH_FLOWS.labels(outcome="link_expired").inc()
         return failure_page(failure)
-    response = RedirectResponse(authorize_url, status_code=302)
+    response = RedirectResponse(authorize_url, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _browser_id(cookie: str | None) -> str:
+    return cookie if cookie and len(cookie) >= 32 else secrets.token_urlsafe(32)
+
+
+def _set_browser_cookie(res: ResourcesDep, response: Response, browser_id: str) -> None:
     response.set_cookie(
         BROWSER_COOKIE,
         browser_id,
@@ -84,8 +133,6 @@ async def start(
         secure=res.settings.secure_cookies,
         samesite="lax",
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @router.get("/oauth/callback")
@@ -115,6 +162,9 @@ async def callback(
     )
     try:
         done = await onboarding.complete_flow(res, session, params, browser)
+    except onboarding.OrgClaimedElsewhere as refused:
+        OAUTH_FLOWS.labels(outcome="org_claimed_elsewhere").inc()
+        return failure_page(refused)
     except FlowFailure as failure:
         OAUTH_FLOWS.labels(outcome="failed").inc()
         return failure_page(failure)
@@ -141,7 +191,9 @@ async def demo_signin(site: str = "", domain: str = "") -> HTMLResponse:
         "Sign in to the partner's product",
         "This is ddbridge's demo sign-in. A real partner signs the user in here, then asks "
         "ddbridge for an authorization link for that account.",
-        form=PageForm("/demo/signin", {"site": site, "domain": domain}),
+        form=PageForm(
+            "/demo/signin", {"site": site, "domain": domain}, ask_account=True, button="Continue"
+        ),
         kind="neutral",
     )
 
@@ -160,6 +212,7 @@ async def demo_signin_submit(
             res.settings,
             res.sites,
             account_id=account_id,
+            account_label=None,
             site=site or None,
             domain=domain or None,
             return_to=None,

@@ -39,6 +39,7 @@ async def create_authorization(
             res.settings,
             res.sites,
             account_id=body.account_id,
+            account_label=body.account_label,
             site=body.site,
             domain=body.domain,
             return_to=body.return_to,

@@ -15,6 +15,8 @@ class AuthorizationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account_id: str = Field(min_length=1, max_length=200)
+    account_label: str | None = Field(default=None, min_length=1, max_length=200)
+    """What the person sees before leaving for Datadog ("Acme Corp (alice@acme.example)")."""
     site: str | None = Field(default=None, max_length=255)
     domain: str | None = Field(default=None, max_length=100)
     return_to: str | None = Field(default=None, max_length=2000)

@@ -57,12 +57,16 @@ async def page(chromium: Browser) -> AsyncIterator[Page]:
 
 async def _to_consent_page(stack: Stack, page: Page, account_id: str) -> None:
     """The partner creates an authorization; the browser opens it and reaches Datadog's page."""
-    created = await stack.authorization(account_id, site=SITE, domain=DOMAIN)
+    created = await stack.authorization(
+        account_id, account_label="Browser Test Co", site=SITE, domain=DOMAIN
+    )
     assert created.status_code == 201, created.text
     authorize_url: str = created.json()["authorize_url"]
     assert authorize_url.startswith(f"{stack.api_url}/oauth/start/"), authorize_url
 
     await page.goto(authorize_url)
+    await expect(page.locator("#explanation")).to_contain_text("'Browser Test Co'")
+    await page.get_by_role("button", name="Continue to Datadog").click()
 
     await expect(page).to_have_url(
         re.compile(re.escape(f"{stack.emulator_url}/{SITE}/oauth2/v1/authorize?"))

@@ -233,8 +233,12 @@ async def _connect_like_a_person(browser: httpx.AsyncClient, onboarding_url: str
     start_url = signed_in.headers["location"]
     assert start_url.startswith(f"{api_url}/oauth/start/"), start_url
 
-    started = await browser.get(start_url)
-    assert started.status_code == 302, started.text
+    confirmation = await browser.get(start_url)
+    assert confirmation.status_code == 200, confirmation.text
+    assert "dev-account" in confirmation.text
+    confirm = only_form(confirmation.text)
+    started = await browser.post(urljoin(start_url, confirm.action), data=confirm.fields)
+    assert started.status_code == 303, started.text
     authorize_url = started.headers["location"]
     assert "/app.datadoghq.com/oauth2/v1/authorize?" in authorize_url, authorize_url
 
@@ -315,6 +319,8 @@ async def test_dev_demo_connects_in_a_real_browser(dev_stack: DevStack, log_dir:
             )
             await page.get_by_label("Your account in the partner's product").fill("dev-browser")
 
+            await page.get_by_role("button", name="Continue").click()
+            await expect(page.locator("#explanation")).to_contain_text("'dev-browser'")
             await page.get_by_role("button", name="Continue to Datadog").click()
 
             try:

@@ -128,11 +128,13 @@ async def test_state_from_another_browser_is_refused(stack: Stack, account_id: s
 async def test_start_link_works_once(stack: Stack, account_id: str) -> None:
     created = await stack.authorization(account_id)
     async with stack.browser() as browser:
-        assert (await browser.get(created.json()["authorize_url"])).status_code == 302
+        await stack.confirm(browser, created.json()["authorize_url"])
         again = await browser.get(created.json()["authorize_url"])
+        confirmed_again = await browser.post(created.json()["authorize_url"])
 
     assert again.status_code == 410
     assert "expired" in again.text
+    assert confirmed_again.status_code == 410
 
 
 async def test_expired_start_link_is_refused(stack: Stack, account_id: str) -> None:

@@ -210,11 +210,18 @@ class Stack:
         )
 
     async def start(self, browser: httpx.AsyncClient, account_id: str, **fields: str) -> str:
-        """Create an authorization and follow its link; return Datadog's authorize URL."""
+        """Create an authorization, open its link and confirm; return Datadog's authorize URL."""
         created = await self.authorization(account_id, **fields)
         assert created.status_code == 201, created.text
-        started = await browser.get(created.json()["authorize_url"])
-        assert started.status_code == 302, started.text
+        return await self.confirm(browser, created.json()["authorize_url"])
+
+    async def confirm(self, browser: httpx.AsyncClient, start_url: str) -> str:
+        """Open a start link and press its button, as a person would; return where it leads."""
+        shown = await browser.get(start_url)
+        assert shown.status_code == 200, shown.text
+        assert f'<form method="post" action="{urlsplit(start_url).path}">' in shown.text
+        started = await browser.post(start_url)
+        assert started.status_code == 303, started.text
         location: str = started.headers["location"]
         return location
 
