@@ -1,26 +1,19 @@
-"""Connections: lookup, status transitions with their history, and sealed credentials.
+"""Connections: lookup, locks and status transitions with their history.
 
 A connection is one customer org (domain + `dd_oid`) for a partner account. Its secrets are
-sealed with the key ring under a context naming the connection and the field, and are only
-ever opened in memory to make a Datadog call.
+handled only by `service.credentials`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Literal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.crypto import KeyRing
-from service.datadog.client import TokenGrant
 from service.errors import NotFound
-from service.models import Connection, ConnectionEvent, ConnectionStatus, utcnow
-
-SecretField = Literal["access_token", "refresh_token", "api_key"]
+from service.models import Connection, ConnectionEvent, ConnectionStatus
 
 
 async def get_connection(session: AsyncSession, connection_id: uuid.UUID) -> Connection:
@@ -35,6 +28,12 @@ async def list_connections(session: AsyncSession, account_id: str | None) -> Seq
     if account_id is not None:
         query = query.where(Connection.account_id == account_id)
     return (await session.scalars(query)).all()
+
+
+async def lock(session: AsyncSession, connection_id: uuid.UUID) -> Connection | None:
+    """The connection, row-locked until the transaction ends (None if there is none)."""
+    query = select(Connection).where(Connection.id == connection_id).with_for_update()
+    return (await session.scalars(query)).one_or_none()
 
 
 async def lock_org(session: AsyncSession, domain: str, dd_org_id: str) -> None:
@@ -105,35 +104,3 @@ def transition(
     )
     connection.status = status
     connection.status_reason = reason
-
-
-def seal(keyring: KeyRing, connection: Connection, field: SecretField, value: str) -> bytes:
-    return keyring.seal(value, context=f"connection:{connection.id}:{field}")
-
-
-def open_secret(keyring: KeyRing, connection: Connection, field: SecretField) -> str | None:
-    sealed: bytes | None = getattr(connection, field)
-    if sealed is None:
-        return None
-    return keyring.open(sealed, context=f"connection:{connection.id}:{field}")
-
-
-def store_grant(keyring: KeyRing, connection: Connection, grant: TokenGrant) -> None:
-    """Store a token answer: the new access token and, if sent, the new refresh token.
-
-    Datadog may or may not invalidate the old refresh token, so the newest one is always kept
-    and the old one survives only when the answer carried none.
-    """
-    connection.access_token = seal(keyring, connection, "access_token", grant.access_token)
-    if grant.refresh_token is not None:
-        connection.refresh_token = seal(keyring, connection, "refresh_token", grant.refresh_token)
-    connection.access_token_expires_at = utcnow() + timedelta(seconds=grant.expires_in)
-    if grant.scopes:
-        connection.scopes = grant.scopes
-
-
-def erase_secrets(connection: Connection) -> None:
-    connection.access_token = None
-    connection.refresh_token = None
-    connection.api_key = None
-    connection.access_token_expires_at = None

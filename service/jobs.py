@@ -6,6 +6,7 @@ Redis only rings the doorbell: every job is safe to run twice and is deduplicate
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import datetime, timedelta
 
@@ -15,15 +16,23 @@ REFRESH_CONNECTION = "refresh_connection"
 DELIVER = "deliver"
 
 
-async def schedule_refresh(
-    redis: ArqRedis, connection_id: uuid.UUID, expires_at: datetime, margin: timedelta
-) -> None:
-    """Ring the worker to refresh the connection's token `margin` before it expires."""
+REFRESH_JITTER = 0.25
+"""A refresh is rung up to this fraction of the margin early, so tokens issued together are
+not refreshed together; the refresh job treats that whole window as due."""
+
+
+def refresh_time(expires_at: datetime, margin: timedelta) -> datetime:
+    """When to refresh a token: `margin` before expiry, up to `REFRESH_JITTER` earlier."""
+    return expires_at - margin * (1 + random.uniform(0, REFRESH_JITTER))  # noqa: S311 (jitter)
+
+
+async def ring_refresh(redis: ArqRedis, connection_id: uuid.UUID, at: datetime) -> None:
+    """Ring the worker to refresh the connection at `at` (deduplicated per connection and time)."""
     await redis.enqueue_job(
         REFRESH_CONNECTION,
         str(connection_id),
-        _job_id=f"{REFRESH_CONNECTION}:{connection_id}:{int(expires_at.timestamp())}",
-        _defer_until=expires_at - margin,
+        _job_id=f"{REFRESH_CONNECTION}:{connection_id}:{int(at.timestamp())}",
+        _defer_until=at,
     )
 
 

@@ -11,11 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service import connections as conns
-from service.connections import SecretField
+from service import credentials
 from service.crypto import KeyRing
 from service.models import Connection, OAuthFlow
-
-FIELDS: tuple[SecretField, ...] = ("access_token", "refresh_token", "api_key")
 
 
 async def rotate(sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRing) -> int:
@@ -25,18 +23,9 @@ async def rotate(sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRin
         ids = (await session.scalars(select(Connection.id))).all()
     for connection_id in ids:
         async with sessionmaker() as session, session.begin():
-            connection = (
-                await session.scalars(
-                    select(Connection).where(Connection.id == connection_id).with_for_update()
-                )
-            ).one()
-            for field in FIELDS:
-                sealed: bytes | None = getattr(connection, field)
-                if sealed is not None and not keyring.is_current(sealed):
-                    value = conns.open_secret(keyring, connection, field)
-                    assert value is not None
-                    setattr(connection, field, conns.seal(keyring, connection, field, value))
-                    resealed += 1
+            connection = await conns.lock(session, connection_id)
+            if connection is not None:
+                resealed += credentials.reseal(keyring, connection)
     async with sessionmaker() as session, session.begin():
         flows = await session.scalars(
             select(OAuthFlow).where(OAuthFlow.code_verifier.is_not(None)).with_for_update()

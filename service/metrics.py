@@ -11,6 +11,11 @@ TOKEN_REFRESHES = Counter(
     "ddbridge_token_refreshes", "Access-token refresh attempts by result", ["result"]
 )
 
+CREDENTIAL_FAILURES = Counter(
+    "ddbridge_credential_failures",
+    "Credential problems that are the operator's to fix (invalid_client, undecryptable secret)",
+    ["kind", "site"],
+)
 ACCEPTED = Counter("ddbridge_accepted_items", "Items committed to the outbox", ["signal", "site"])
 DELIVERED = Counter("ddbridge_delivered_items", "Items Datadog accepted", ["signal", "site"])
 RETRIED = Counter(

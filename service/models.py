@@ -90,6 +90,10 @@ class Connection(Base):
     refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)
     access_token_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
     api_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refresh_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Consecutive refresh attempts Datadog could not answer (walks the retry schedule)."""
+    refresh_retry_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    """No refresh before this (after a failed attempt); None: refresh when due."""
     created_at: Mapped[datetime] = mapped_column(
         TIMESTAMP, default=utcnow, server_default=func.now()
     )

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
-from service import datadog_explained, jobs
+from service import credentials, datadog_explained, jobs
 from service.crypto import digest
 from service.datadog.client import TokenGrant
 from service.datadog.errors import DatadogConflict, DatadogError, DatadogUnavailable
@@ -237,8 +237,8 @@ async def _ring_refresh(res: Resources, connection: Connection) -> None:
         return
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
     try:
-        await jobs.schedule_refresh(
-            res.redis, connection.id, connection.access_token_expires_at, margin
+        await jobs.ring_refresh(
+            res.redis, connection.id, jobs.refresh_time(connection.access_token_expires_at, margin)
         )
     except (RedisError, OSError) as exc:
         log.warning("could not schedule refresh of %s: %s", connection.id, type(exc).__name__)
@@ -369,7 +369,7 @@ async def _bind_grant(
         session.add(connection)
         conns.record_creation(session, connection)
     connection.dd_org_name = org.name
-    conns.store_grant(res.keyring, connection, grant)
+    credentials.store_grant(res.keyring, connection, grant)
     await session.flush()
     return connection
 
@@ -385,7 +385,7 @@ async def _ensure_api_key(
     it validates. A key is created once (Datadog shows it once) and committed at once.
     """
     try:
-        key = await res.datadog.create_api_key(site, access_token)
+        key = await res.datadog.create_api_key(site, credentials.bearer_header(access_token))
     except DatadogConflict:
         return await _keep_stored_key(res, session, connection, site)
     except DatadogUnavailable as exc:
@@ -400,7 +400,7 @@ async def _ensure_api_key(
             session, connection, ConnectionStatus.ACTIVE, f"API key not created: {exc.description}"
         )
         return datadog_explained.api_key_refused(exc)
-    connection.api_key = conns.seal(res.keyring, connection, "api_key", key)
+    credentials.store_api_key(res.keyring, connection, key)
     conns.transition(session, connection, ConnectionStatus.ACTIVE, "authorized")
     await session.commit()
     log.info("connection %s authorized with a new API key", connection.id)
@@ -414,15 +414,9 @@ async def _keep_stored_key(
 
     When validation cannot answer, the key is kept: Datadog will not issue another anyway.
     """
-    stored = conns.open_secret(res.keyring, connection, "api_key")
-    if stored is not None:
-        try:
-            valid = await res.datadog.validate_api_key(site, stored)
-        except DatadogError:
-            valid = True
-        if valid:
-            conns.transition(session, connection, ConnectionStatus.ACTIVE, "authorized")
-            return None
+    if await credentials.stored_key_validates(res, connection, site):
+        conns.transition(session, connection, ConnectionStatus.ACTIVE, "authorized")
+        return None
     connection.api_key = None
     conns.transition(session, connection, ConnectionStatus.ACTIVE, API_KEY_NOT_RECEIVED)
     return datadog_explained.API_KEY_RECOVERY

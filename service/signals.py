@@ -48,6 +48,8 @@ class SignalSpec:
     window_seconds: int | None
     prefix: bytes = b"["
     suffix: bytes = b"]"
+    scope: str | None = None
+    """The OAuth scope a Bearer signal needs in the grant (checked before any request)."""
 
     def host_of(self, site: Site) -> str:
         return {"api": site.api_host, "logs": site.logs_host, "trace": site.trace_host}[self.host]
@@ -118,6 +120,7 @@ SPECS: dict[Signal, SignalSpec] = {
             window_seconds=None,
             prefix=b"",
             suffix=b"",
+            scope="incident_write",
         ),
         SignalSpec(
             Signal.TRACES,

@@ -21,12 +21,11 @@ from arq.connections import RedisSettings
 from prometheus_client import start_http_server
 from sqlalchemy import delete, or_, select
 
-from service import jobs, tokens, webhooks
-from service.datadog.errors import DatadogUnavailable
+from service import credentials, jobs, webhooks
+from service.credentials import RefreshResult
 from service.delivery.drain import Outcome, drain
 from service.intake.accept import IDEMPOTENCY_WINDOW
-from service.metrics import TOKEN_REFRESHES
-from service.models import Connection, IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
+from service.models import IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
 from service.settings import Settings
 from service.signals import Signal
@@ -35,8 +34,6 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAME = os.environ.get("DDBRIDGE_QUEUE_NAME", "ddbridge")
 
-# Readable retry schedule for refreshes Datadog could not answer (seconds, jitter by arq).
-REFRESH_RETRY_DELAYS = [5, 15, 60, 300]
 FLOW_RETENTION = timedelta(days=1)
 
 
@@ -59,26 +56,22 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def refresh_connection(ctx: dict[str, Any], connection_id: str) -> str:
-    """Refresh one connection's token if it is due; reschedule the next refresh."""
+    """Refresh one connection's token if it is due; ring its next refresh or its retry.
+
+    The retry schedule lives on the connection (`credentials.refresh`), so this job only
+    rings the doorbell for the time PostgreSQL names.
+    """
     res = resources(ctx)
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
-    try:
-        outcome = await tokens.refresh_connection(res, uuid.UUID(connection_id), margin=margin)
-    except DatadogUnavailable as exc:
-        TOKEN_REFRESHES.labels(result="unavailable").inc()
-        delay = REFRESH_RETRY_DELAYS[min(ctx["job_try"] - 1, len(REFRESH_RETRY_DELAYS) - 1)]
-        log.warning("refresh of %s deferred %ss: %s", connection_id, delay, exc.description)
-        await res.redis.enqueue_job(
-            jobs.REFRESH_CONNECTION,
-            connection_id,
-            _job_id=f"{jobs.REFRESH_CONNECTION}:{connection_id}:retry:{utcnow().timestamp()}",
-            _defer_by=delay,
+    connection = uuid.UUID(connection_id)
+    outcome = await credentials.refresh(res, connection, margin=margin * (1 + jobs.REFRESH_JITTER))
+    if outcome.result is RefreshResult.DEFERRED and outcome.retry_at is not None:
+        await jobs.ring_refresh(res.redis, connection, outcome.retry_at)
+    elif outcome.expires_at is not None:
+        await jobs.ring_refresh(
+            res.redis, connection, jobs.refresh_time(outcome.expires_at, margin)
         )
-        return "unavailable"
-    TOKEN_REFRESHES.labels(result=outcome.result).inc()
-    if outcome.expires_at is not None:
-        await jobs.schedule_refresh(res.redis, uuid.UUID(connection_id), outcome.expires_at, margin)
-    return outcome.result
+    return outcome.result.value
 
 
 async def deliver(ctx: dict[str, Any], connection_id: str, signal: str) -> str:
@@ -135,19 +128,14 @@ async def notify(ctx: dict[str, Any]) -> int:
 
 
 async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
-    """Ring a refresh for every connection whose token is due (covers lost Redis jobs)."""
+    """Ring a refresh for every connection whose token is due and whose retry time has come
+    (covers lost Redis jobs), at most `REFRESH_RATE_PER_SITE` a second per Datadog site;
+    purge expired flows and idempotency keys."""
     res = resources(ctx)
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
+    rate = res.settings.refresh_rate_per_site
     async with res.sessionmaker() as session:
-        due = (
-            await session.scalars(
-                select(Connection.id).where(
-                    Connection.status.in_(tokens.REFRESHABLE),
-                    Connection.refresh_token.is_not(None),
-                    Connection.access_token_expires_at < utcnow() + margin,
-                )
-            )
-        ).all()
+        due = await credentials.due_for_refresh(session, margin, limit_per_site=int(rate * 60))
         await session.execute(
             delete(OAuthFlow).where(OAuthFlow.expires_at < utcnow() - FLOW_RETENTION)
         )
@@ -155,10 +143,10 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
             delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW)
         )
         await session.commit()
-    for connection_id in due:
-        await res.redis.enqueue_job(
-            jobs.REFRESH_CONNECTION, str(connection_id), _job_id=f"reconcile:{connection_id}"
-        )
+    now = utcnow()
+    for connection_id, place in due:
+        # Spread each site's refreshes over the minute at `rate` per second.
+        await jobs.ring_refresh(res.redis, connection_id, now + timedelta(seconds=place / rate))
     return len(due)
 
 
@@ -167,7 +155,10 @@ class WorkerSettings:
 
     # A doorbell's id must be free again as soon as its job ends: no kept result.
     # A killed job's id is taken until its timeout: keep it close to a drain's real length.
-    functions: ClassVar = [func(deliver, keep_result=0, timeout=60), refresh_connection]
+    functions: ClassVar = [
+        func(deliver, keep_result=0, timeout=60),
+        func(refresh_connection, keep_result=0),
+    ]
     # arq's cron job ids omit the queue; naming them after it keeps deployments that share
     # a Redis database from swallowing each other's ticks.
     cron_jobs: ClassVar = [

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from service import connections as conns
-from service import deliveries, onboarding, tokens
+from service import credentials, deliveries, onboarding
 from service.api.deps import Internal, ResourcesDep, SessionDep
 from service.api.schemas import (
     AuthorizationOut,
@@ -72,7 +72,7 @@ async def delete_connection(
     connection_id: uuid.UUID, res: ResourcesDep, session: SessionDep
 ) -> ConnectionOut:
     """Revoke the grant at Datadog, erase the secrets, and mark it `disconnected`."""
-    await tokens.disconnect(res, connection_id)
+    await credentials.disconnect(res, connection_id)
     return await connection_view(session, connection_id)
 
 
@@ -101,4 +101,6 @@ async def replay_dead_letters(
 @router.get("/connections/{connection_id}/monitors")
 async def list_monitors(connection_id: uuid.UUID, request: Request, res: ResourcesDep) -> Any:
     """The org's monitors, read with its token (scope `monitors_read`); query passed through."""
-    return await read_through(res, connection_id, "/api/v1/monitor", dict(request.query_params))
+    return await read_through(
+        res, connection_id, "/api/v1/monitor", "monitors_read", dict(request.query_params)
+    )

@@ -98,13 +98,9 @@ class DatadogClient:
             },
         )
 
-    async def create_api_key(self, site: Site, access_token: str) -> str:
+    async def create_api_key(self, site: Site, auth: dict[str, str]) -> str:
         """Create the org's marketplace API key; Datadog shows it once (409 the second time)."""
-        body = await self._post(
-            site.api_host,
-            "/api/v2/api_keys/marketplace",
-            headers={"Authorization": f"Bearer {access_token}"},
-        )
+        body = await self._post(site.api_host, "/api/v2/api_keys/marketplace", headers=auth)
         try:
             key = body["data"]["attributes"]["key"]
         except (KeyError, TypeError) as exc:
@@ -113,12 +109,10 @@ class DatadogClient:
             raise DatadogRejected("API key answer has an empty key")
         return key
 
-    async def validate_api_key(self, site: Site, api_key: str) -> bool:
+    async def validate_api_key(self, site: Site, auth: dict[str, str]) -> bool:
         """True for 200 `{"valid": true}`, False for 403; other answers raise."""
         try:
-            body = await self._request(
-                "GET", site.api_host, "/api/v1/validate", headers={"DD-API-KEY": api_key}
-            )
+            body = await self._request("GET", site.api_host, "/api/v1/validate", headers=auth)
         except DatadogUnauthorized as exc:
             if exc.status == 403:
                 return False
@@ -126,7 +120,8 @@ class DatadogClient:
         return body.get("valid") is True
 
     async def submit(self, host: str, path: str, body: bytes, *, headers: dict[str, str]) -> None:
-        """POST a prepared intake body; any non-2xx raises the typed error it means."""
+        """POST a prepared intake body (`headers` carry the credential's auth header); any
+        non-2xx raises the typed error it means."""
         try:
             response = await self._http.post(
                 self.urls.url(host, path), content=body, headers=headers
@@ -136,13 +131,13 @@ class DatadogClient:
         if not response.is_success:
             raise error_from_response(response)
 
-    async def read(self, site: Site, path: str, access_token: str, params: dict[str, str]) -> Any:
+    async def read(
+        self, site: Site, path: str, auth: dict[str, str], params: dict[str, str]
+    ) -> Any:
         """GET a read endpoint on `api.<domain>` with the org's token; the JSON answer."""
         try:
             response = await self._http.get(
-                self.urls.url(site.api_host, path),
-                params=params,
-                headers={"Authorization": f"Bearer {access_token}"},
+                self.urls.url(site.api_host, path), params=params, headers=auth
             )
         except httpx.TransportError as exc:
             raise transport_error(exc) from exc

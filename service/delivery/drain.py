@@ -7,8 +7,7 @@ Datadog's answers (datadog.md section 5) become actions here:
 | 2xx | rows deleted and counted |
 | 413 | split the batch (rows, then a row's items) and resend; a single item is dead-lettered |
 | 400 | split the same way to isolate what Datadog refuses; that item is dead-lettered with its `errors` |
-| 403 on intake | `/api/v1/validate`: if the key is invalid, the connection is `key_invalid` and its data held |
-| 401/403 on a Bearer call | refresh the token once and retry once; then `reauth_required` |
+| 401/403 | judged by the credential door (`service.credentials`): an invalid key holds the data (`key_invalid`); a Bearer call is retried once after a refresh, and a refusal after a successful refresh dead-letters that item without touching the connection |
 | 404, 408, 429, 5xx, timeouts | the partition pauses (429: at least `X-RateLimit-Reset`), rows stay |
 
 Items older than their intake window when their turn comes are dropped on purpose and kept
@@ -29,9 +28,8 @@ from typing import NoReturn
 
 import orjson
 
-from service import connections as conns
-from service import tokens
-from service.connections import SecretField
+from service import credentials
+from service.credentials import GrantGone, OperationRefused, OrgCredentials
 from service.datadog.errors import (
     DatadogError,
     DatadogRejected,
@@ -42,12 +40,10 @@ from service.datadog.errors import (
 from service.delivery.batches import encode, split_items, split_stale, take
 from service.delivery.store import PartitionStore, Row
 from service.errors import ServiceError
-from service.intake.accept import check_deliverable
 from service.metrics import DELIVERED, DELIVERY_LATENCY, DROPPED, RETRIED
-from service.models import ConnectionStatus, utcnow
+from service.models import utcnow
 from service.resources import Resources
 from service.signals import SPECS, Credential, Signal, SignalSpec
-from service.sites import Site
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +127,8 @@ class _Drainer:
         self.spec: SignalSpec = SPECS[signal]
         self.failures = failures
         self.delivered = 0
-        self.credential: str | None = None
-        self.site: Site | None = None
+        self.creds: OrgCredentials | None = None
+        self.missing_scope: str | None = None
         self.labels = {"signal": signal.value, "site": ""}
 
     async def run(self) -> DrainResult:
@@ -152,20 +148,18 @@ class _Drainer:
         return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)
 
     async def _load_connection(self) -> None:
-        connection = await self.store.connection()
-        self.site = self.res.sites.by_domain(connection.domain)
+        """Ask the credential door for a usable credential (held if there is none)."""
         try:
-            check_deliverable(connection, self.signal, self.site)
-        except ServiceError as exc:
+            self.creds = await credentials.open_for_signal(
+                self.res, self.store.connection_id, self.signal, check_scope=False
+            )
+        except (ServiceError, GrantGone) as exc:
             raise _Held from exc
-        self.labels["site"] = connection.domain
-        secret: SecretField = (
-            "api_key" if self.spec.credential is Credential.API_KEY else "access_token"
-        )
-        self.credential = conns.open_secret(self.res.keyring, connection, secret)
-        expires = connection.access_token_expires_at
-        if self.spec.credential is Credential.BEARER and (expires is None or expires < utcnow()):
-            await self._refresh_token(force=True)
+        except DatadogUnavailable as exc:
+            self._transient(exc)
+        self.labels["site"] = self.creds.site.domain
+        if self.spec.scope is not None and self.spec.scope not in self.creds.scopes:
+            self.missing_scope = self.spec.scope
 
     async def _expire(self, row: Row) -> Row | None:
         window = self.spec.window_seconds
@@ -186,6 +180,10 @@ class _Drainer:
         return kept
 
     async def _deliver(self, rows: Sequence[Row]) -> None:
+        if self.missing_scope is not None:
+            reason = f"the org did not grant the scope {self.missing_scope!r}"
+            await self._split(rows, "rejected", reason, [], None)
+            return
         if self.signal is Signal.INCIDENTS and rows[0].attempts and await self._created(rows[0]):
             await self._delivered(rows)
             return
@@ -200,6 +198,12 @@ class _Drainer:
             return
         except DatadogRejected as exc:
             await self._split(rows, "rejected", exc.description, exc.errors, exc.status)
+            return
+        except OperationRefused as refused:
+            reason = f"not permitted, refused after a token refresh: {refused.refusal.description}"
+            await self._split(
+                rows, "rejected", reason, refused.refusal.errors, refused.refusal.status
+            )
             return
         await self._delivered(rows)
 
@@ -240,12 +244,12 @@ class _Drainer:
         (no `incident_read` scope, Datadog down), the incident is sent again: a possible
         duplicate, never a loss.
         """
-        assert self.site is not None
-        assert self.credential is not None
+        assert self.creds is not None
         title = orjson.loads(row.items)["data"]["attributes"]["title"]
         params = {"page[size]": "100"}
+        auth = self.creds.headers(Credential.BEARER)
         try:
-            found = await self.res.datadog.read(self.site, self.spec.path, self.credential, params)
+            found = await self.res.datadog.read(self.creds.site, self.spec.path, auth, params)
         except DatadogError as exc:
             log.warning("cannot look up incidents before resending: %s", exc.description)
             return False
@@ -257,61 +261,28 @@ class _Drainer:
         )
 
     async def _submit(self, rows: Sequence[Row], wire: bytes, headers: dict[str, str]) -> None:
+        """Send with the partition's credential; the credential door judges refusals."""
+        creds = self.creds
+        assert creds is not None
+        host = self.spec.host_of(creds.site)
+
+        async def post(auth: dict[str, str]) -> None:
+            await self.res.datadog.submit(host, self.spec.path, wire, headers={**headers, **auth})
+
         try:
-            await self._post(wire, headers)
-        except DatadogUnauthorized as exc:
             if self.spec.credential is Credential.BEARER:
-                await self._refresh_token(force=True)
-                await self._retry_once_with_bearer(wire, headers)
-            else:
-                await self._api_key_refused(exc)
+                await credentials.call_with_bearer(self.res, creds, post)
+                return
+            try:
+                await post(creds.headers(Credential.API_KEY))
+            except DatadogUnauthorized as exc:
+                await credentials.judge_api_key_refusal(self.res, creds, exc)
+        except GrantGone as exc:
+            raise _Held from exc
         except DatadogUnavailable as exc:
             if self.signal is Signal.INCIDENTS and exc.status not in (404, 429):
                 await self.store.mark_unclear(list(rows))
             self._transient(exc)
-
-    async def _post(self, wire: bytes, headers: dict[str, str]) -> None:
-        assert self.site is not None
-        if self.credential is None:
-            raise _Held
-        auth = (
-            {"DD-API-KEY": self.credential}
-            if self.spec.credential is Credential.API_KEY
-            else {"Authorization": f"Bearer {self.credential}"}
-        )
-        await self.res.datadog.submit(
-            self.spec.host_of(self.site), self.spec.path, wire, headers={**headers, **auth}
-        )
-
-    async def _retry_once_with_bearer(self, wire: bytes, headers: dict[str, str]) -> None:
-        try:
-            await self._post(wire, headers)
-        except DatadogUnauthorized as exc:
-            await self._hold(
-                ConnectionStatus.REAUTH_REQUIRED,
-                f"Datadog refused the token after a refresh ({exc.description})",
-            )
-        except DatadogUnavailable as exc:
-            self._transient(exc)
-
-    async def _api_key_refused(self, exc: DatadogError) -> None:
-        """A 403 on intake: the key is revoked or on the wrong site; validate decides which."""
-        assert self.site is not None
-        assert self.credential is not None
-        try:
-            valid = await self.res.datadog.validate_api_key(self.site, self.credential)
-        except DatadogUnavailable as unavailable:
-            self._transient(unavailable)
-        if valid:
-            self._transient(
-                DatadogUnavailable(
-                    f"intake refused a valid key: {exc.description}", status=exc.status
-                )
-            )
-        await self._hold(
-            ConnectionStatus.KEY_INVALID,
-            "Datadog refused the API key (403 on intake, confirmed by /api/v1/validate)",
-        )
 
     def _transient(self, exc: DatadogUnavailable) -> NoReturn:
         cause = str(exc.status or "transport")
@@ -321,24 +292,3 @@ class _Drainer:
         if exc.status == 404 and self.failures + 1 >= NOT_FOUND_HOLD_AFTER:
             delay = 3600.0
         raise _Pause(utcnow() + timedelta(seconds=delay), exc.description)
-
-    async def _refresh_token(self, *, force: bool) -> None:
-        margin = timedelta(days=1) if force else timedelta(seconds=60)
-        try:
-            outcome = await tokens.refresh_connection(
-                self.res, self.store.connection_id, margin=margin
-            )
-        except DatadogUnavailable as exc:
-            self._transient(exc)
-        if outcome.result == "gone":
-            raise _Held
-        async with self.res.sessionmaker() as session:
-            connection = await conns.get_connection(session, self.store.connection_id)
-            self.credential = conns.open_secret(self.res.keyring, connection, "access_token")
-
-    async def _hold(self, status: ConnectionStatus, reason: str) -> NoReturn:
-        async with self.res.sessionmaker() as session, session.begin():
-            connection = await conns.get_connection(session, self.store.connection_id)
-            conns.transition(session, connection, status, reason)
-        log.warning("connection %s is %s: %s", self.store.connection_id, status, reason)
-        raise _Held

@@ -22,22 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
 from service import jobs
+from service.credentials import check_deliverable
 from service.errors import ServiceError
 from service.intake.parse import Items, parse
 from service.metrics import ACCEPTED
-from service.models import Connection, ConnectionStatus, IdempotencyKey, OutboxRow
+from service.models import IdempotencyKey, OutboxRow
 from service.resources import Resources
-from service.signals import SPECS, Credential, Signal, SignalSpec
-from service.sites import Site
+from service.signals import SPECS, Signal, SignalSpec
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
-
-
-class NotDeliverable(ServiceError):
-    status_code = 409
-    code = "connection_not_deliverable"
 
 
 class BacklogFull(ServiceError):
@@ -90,26 +85,6 @@ def chunk(spec: SignalSpec, items: Items) -> list[Chunk]:
     return chunks
 
 
-def check_deliverable(connection: Connection, signal: Signal, site: Site) -> None:
-    """409 unless the connection can deliver this signal (with its status in the answer)."""
-    spec = SPECS[signal]
-    reason = None
-    if signal is Signal.TRACES and not site.has_trace_intake:
-        reason = f"{site.name} has no agentless trace intake"
-    elif connection.status != ConnectionStatus.ACTIVE:
-        reason = f"the connection is {connection.status}"
-    elif spec.credential is Credential.API_KEY and connection.api_key is None:
-        reason = "the connection has no API key"
-    elif spec.credential is Credential.BEARER and connection.refresh_token is None:
-        reason = "the connection has no token"
-    if reason is not None:
-        raise NotDeliverable(
-            f"{reason}; nothing was accepted",
-            status=connection.status,
-            status_reason=connection.status_reason,
-        )
-
-
 async def accept(
     res: Resources,
     session: AsyncSession,
@@ -120,7 +95,8 @@ async def accept(
 ) -> dict[str, Any]:
     """Commit a send to the outbox and return the answer `{"accepted", "batch_id"}`.
 
-    Raises `InvalidBodyError` (422), `NotFound` (404), `NotDeliverable` (409) or
+    Raises `InvalidBodyError` (422), `NotFound` (404), `NotDeliverable` (409),
+    `MissingScope` (403) or
     `BacklogFull` (429); nothing is stored then. A repeated idempotency key returns the
     first answer and stores nothing.
     """

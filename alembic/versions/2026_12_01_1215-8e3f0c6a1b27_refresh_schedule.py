@@ -1,0 +1,31 @@
+"""Token refresh retries live in PostgreSQL: the failure count and when to try next.
+
+Revision ID: 8e3f0c6a1b27
+Revises: 5c1a7e2b9d40
+Create Date: 2026-12-01 12:15:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "8e3f0c6a1b27"
+down_revision: str | None = "5c1a7e2b9d40"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "connections",
+        sa.Column("refresh_failures", sa.Integer(), server_default="0", nullable=False),
+    )
+    op.add_column(
+        "connections", sa.Column("refresh_retry_at", sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+def downgrade() -> None:
+    op.drop_column("connections", "refresh_retry_at")
+    op.drop_column("connections", "refresh_failures")

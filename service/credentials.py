@@ -1,0 +1,480 @@
+"""The credential door: the only code that opens a connection's secrets, refreshes its token,
+builds Datadog's auth headers and judges what Datadog's answers say about credentials.
+
+The rules it applies:
+
+- The token endpoint judges whether a grant is alive: `invalid_grant` (or another refusal of
+  the grant) makes the connection `reauth_required` at once, after one call. `invalid_client`
+  (or a 401) means the partner's client secret is wrong or rotated: an operator problem, so no
+  connection is blamed; the refresh is retried on the schedule like an outage.
+- A call whose scope the grant lacks is refused before any request (`MissingScope`).
+- A 401/403 on a call with the token is retried once after a refresh. A refusal after a
+  *successful* refresh means "this operation is not permitted" (`OperationRefused`): that call
+  fails, the connection's status never changes.
+- A 403 on intake with the API key is judged by `/api/v1/validate`: an invalid key makes the
+  connection `key_invalid` (its data is held); a valid one makes the refusal transient.
+
+Refreshes of one org never race: each runs under the connection's row lock, so a second
+refresher waits, then finds the fresh token. Failed attempts walk `REFRESH_RETRY_DELAYS` with
+jitter; the count and the next attempt live in PostgreSQL, so they survive Redis being lost.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service import connections as conns
+from service.crypto import KeyRing
+from service.datadog.client import TokenGrant
+from service.datadog.errors import (
+    DatadogError,
+    DatadogRejected,
+    DatadogUnauthorized,
+    DatadogUnavailable,
+)
+from service.errors import ServiceError
+from service.metrics import CREDENTIAL_FAILURES, TOKEN_REFRESHES
+from service.models import Connection, ConnectionStatus, utcnow
+from service.resources import Resources
+from service.signals import SPECS, Credential, Signal
+from service.sites import Site
+
+log = logging.getLogger(__name__)
+
+REFRESHABLE = (ConnectionStatus.ACTIVE, ConnectionStatus.KEY_INVALID, ConnectionStatus.PENDING)
+REFRESH_RETRY_DELAYS = [5, 15, 60, 300, 900]
+"""Seconds before the 1st, 2nd, ... retry of a refresh Datadog could not answer (then the last),
+each with ±20% jitter so a fleet does not retry in step."""
+EXPIRING = timedelta(seconds=60)
+"""A token this close to expiry is refreshed before it is used."""
+_SECRETS = ("access_token", "refresh_token", "api_key")
+T = TypeVar("T")
+
+
+class NotDeliverable(ServiceError):
+    status_code = 409
+    code = "connection_not_deliverable"
+
+
+class MissingScope(ServiceError):
+    """The grant lacks the scope the call needs; nothing was sent to Datadog."""
+
+    status_code = 403
+    code = "missing_scope"
+
+
+class DatadogDown(ServiceError):
+    status_code = 503
+    code = "datadog_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
+class GrantGone(Exception):
+    """The connection cannot make Bearer calls until the org re-authorizes."""
+
+
+class OperationRefused(Exception):
+    """Datadog refused this call although the token was just refreshed: not permitted."""
+
+    def __init__(self, refusal: DatadogUnauthorized) -> None:
+        super().__init__(refusal.description)
+        self.refusal = refusal
+
+
+class RefreshResult(enum.StrEnum):
+    REFRESHED = "refreshed"
+    FRESH = "fresh"  # nothing to do: the token is valid for longer than the margin
+    GONE = "gone"  # the grant is gone, or the connection cannot refresh
+    DEFERRED = "deferred"  # Datadog could not answer, or refused the client: try at `retry_at`
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    result: RefreshResult
+    expires_at: datetime | None = None
+    retry_at: datetime | None = None
+    bearer: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgCredentials:
+    """What one Datadog call for a connection needs, opened once and never re-read."""
+
+    connection_id: uuid.UUID
+    site: Site
+    scopes: frozenset[str]
+    api_key: str | None = field(repr=False)
+    bearer: str | None = field(repr=False)
+
+    def headers(self, credential: Credential) -> dict[str, str]:
+        """The auth header of `credential` (API key or Bearer token)."""
+        if credential is Credential.API_KEY:
+            assert self.api_key is not None
+            return api_key_header(self.api_key)
+        assert self.bearer is not None
+        return bearer_header(self.bearer)
+
+
+def api_key_header(api_key: str) -> dict[str, str]:
+    return {"DD-API-KEY": api_key}
+
+
+def bearer_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# Sealing. Each ciphertext is bound to its connection and column.
+
+
+def _seal(keyring: KeyRing, connection: Connection, column: str, value: str) -> bytes:
+    return keyring.seal(value, context=f"connection:{connection.id}:{column}")
+
+
+def _open(keyring: KeyRing, connection: Connection, column: str) -> str | None:
+    sealed: bytes | None = getattr(connection, column)
+    if sealed is None:
+        return None
+    return keyring.open(sealed, context=f"connection:{connection.id}:{column}")
+
+
+def store_grant(keyring: KeyRing, connection: Connection, grant: TokenGrant) -> None:
+    """Store a token answer: the new access token and, if sent, the new refresh token.
+
+    Datadog may or may not invalidate the old refresh token, so the newest one is always kept
+    and the old one survives only when the answer carried none.
+    """
+    connection.access_token = _seal(keyring, connection, "access_token", grant.access_token)
+    if grant.refresh_token is not None:
+        connection.refresh_token = _seal(keyring, connection, "refresh_token", grant.refresh_token)
+    connection.access_token_expires_at = utcnow() + timedelta(seconds=grant.expires_in)
+    connection.refresh_failures = 0
+    connection.refresh_retry_at = None
+    if grant.scopes:
+        connection.scopes = grant.scopes
+
+
+def store_api_key(keyring: KeyRing, connection: Connection, api_key: str | None) -> None:
+    connection.api_key = None if api_key is None else _seal(keyring, connection, "api_key", api_key)
+
+
+def erase(connection: Connection) -> None:
+    connection.access_token = None
+    connection.refresh_token = None
+    connection.api_key = None
+    connection.access_token_expires_at = None
+
+
+def reseal(keyring: KeyRing, connection: Connection) -> int:
+    """Re-seal every secret of the connection not under the ring's first key; how many."""
+    resealed = 0
+    for column in _SECRETS:
+        sealed: bytes | None = getattr(connection, column)
+        if sealed is not None and not keyring.is_current(sealed):
+            value = _open(keyring, connection, column)
+            assert value is not None
+            setattr(connection, column, _seal(keyring, connection, column, value))
+            resealed += 1
+    return resealed
+
+
+# Judging whether a connection may make a call, before any request.
+
+
+def check_deliverable(
+    connection: Connection, signal: Signal, site: Site, *, check_scope: bool = True
+) -> None:
+    """409 unless the connection can deliver this signal (with its status in the answer);
+    403 `missing_scope` if the signal needs a scope the grant lacks."""
+    spec = SPECS[signal]
+    reason = None
+    if signal is Signal.TRACES and not site.has_trace_intake:
+        reason = f"{site.name} has no agentless trace intake"
+    elif connection.status != ConnectionStatus.ACTIVE:
+        reason = f"the connection is {connection.status}"
+    elif spec.credential is Credential.API_KEY and connection.api_key is None:
+        reason = "the connection has no API key"
+    elif spec.credential is Credential.BEARER and connection.refresh_token is None:
+        reason = "the connection has no token"
+    if reason is not None:
+        raise NotDeliverable(
+            f"{reason}; nothing was accepted",
+            status=connection.status,
+            status_reason=connection.status_reason,
+        )
+    if spec.scope is not None and check_scope:
+        require_scope(connection, spec.scope)
+
+
+def require_scope(connection: Connection, scope: str) -> None:
+    if scope not in connection.scopes:
+        raise MissingScope(
+            f"the org did not grant the scope {scope!r}; nothing was sent to Datadog",
+            scope=scope,
+        )
+
+
+async def open_for_signal(
+    res: Resources, connection_id: uuid.UUID, signal: Signal, *, check_scope: bool = True
+) -> OrgCredentials:
+    """The credential delivering `signal` needs; raises `NotDeliverable`, `MissingScope`
+    (unless `check_scope` is off: the caller then refuses item by item) or `GrantGone`."""
+    async with res.sessionmaker() as session:
+        connection = await conns.get_connection(session, connection_id)
+    site = res.sites.by_domain(connection.domain)
+    check_deliverable(connection, signal, site, check_scope=check_scope)
+    if SPECS[signal].credential is Credential.API_KEY:
+        return _credentials(connection, site, api_key=_open(res.keyring, connection, "api_key"))
+    return await _with_fresh_bearer(res, connection, site)
+
+
+async def open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) -> OrgCredentials:
+    """A fresh token for a call needing `scope`; raises `NotDeliverable` or `MissingScope`."""
+    async with res.sessionmaker() as session:
+        connection = await conns.get_connection(session, connection_id)
+    if connection.status != ConnectionStatus.ACTIVE or connection.refresh_token is None:
+        raise NotDeliverable(
+            f"the connection is {connection.status}; nothing was sent to Datadog",
+            status=connection.status,
+            status_reason=connection.status_reason,
+        )
+    require_scope(connection, scope)
+    return await _with_fresh_bearer(res, connection, res.sites.by_domain(connection.domain))
+
+
+async def _with_fresh_bearer(res: Resources, connection: Connection, site: Site) -> OrgCredentials:
+    expires = connection.access_token_expires_at
+    bearer = _open(res.keyring, connection, "access_token")
+    if bearer is None or expires is None or expires - utcnow() < EXPIRING:
+        bearer = await _refreshed_bearer(res, connection.id, margin=EXPIRING)
+    return _credentials(connection, site, bearer=bearer)
+
+
+def _credentials(
+    connection: Connection, site: Site, *, api_key: str | None = None, bearer: str | None = None
+) -> OrgCredentials:
+    return OrgCredentials(connection.id, site, frozenset(connection.scopes), api_key, bearer)
+
+
+async def call_with_bearer(
+    res: Resources, creds: OrgCredentials, call: Callable[[dict[str, str]], Awaitable[T]]
+) -> T:
+    """Make `call` with the token; on 401/403 refresh once and retry once.
+
+    Raises `OperationRefused` when Datadog refuses again after a successful refresh (the
+    connection's status is untouched), `GrantGone` when the refresh finds the grant gone,
+    and `DatadogUnavailable` when Datadog cannot answer.
+    """
+    try:
+        return await call(creds.headers(Credential.BEARER))
+    except DatadogUnauthorized:
+        pass
+    bearer = await _refreshed_bearer(res, creds.connection_id, margin=timedelta(days=366))
+    try:
+        return await call(bearer_header(bearer))
+    except DatadogUnauthorized as refusal:
+        log.warning(
+            "connection %s: Datadog refused a call after a refresh (%s): not permitted",
+            creds.connection_id,
+            refusal.status,
+        )
+        raise OperationRefused(refusal) from refusal
+
+
+async def _refreshed_bearer(res: Resources, connection_id: uuid.UUID, *, margin: timedelta) -> str:
+    outcome = await refresh(res, connection_id, margin=margin)
+    if outcome.result is RefreshResult.DEFERRED:
+        raise DatadogUnavailable("the token could not be refreshed now; try again later")
+    if outcome.bearer is None:
+        raise GrantGone(f"connection {connection_id} has no usable grant")
+    return outcome.bearer
+
+
+async def judge_api_key_refusal(res: Resources, creds: OrgCredentials, exc: DatadogError) -> None:
+    """A 403 on intake: `/api/v1/validate` decides. Raises `GrantGone` after marking the
+    connection `key_invalid`, or `DatadogUnavailable` if the refusal is transient."""
+    assert creds.api_key is not None
+    valid = await res.datadog.validate_api_key(creds.site, api_key_header(creds.api_key))
+    if valid:
+        raise DatadogUnavailable(
+            f"intake refused a valid key: {exc.description}", status=exc.status
+        )
+    async with res.sessionmaker() as session, session.begin():
+        connection = await conns.get_connection(session, creds.connection_id)
+        conns.transition(
+            session,
+            connection,
+            ConnectionStatus.KEY_INVALID,
+            "Datadog refused the API key (403 on intake, confirmed by /api/v1/validate)",
+        )
+    log.warning("connection %s is key_invalid", creds.connection_id)
+    raise GrantGone(f"connection {creds.connection_id} has an invalid API key")
+
+
+async def stored_key_validates(res: Resources, connection: Connection, site: Site) -> bool:
+    """Whether the connection holds an API key Datadog still accepts (kept when unsure)."""
+    stored = _open(res.keyring, connection, "api_key")
+    if stored is None:
+        return False
+    try:
+        return await res.datadog.validate_api_key(site, api_key_header(stored))
+    except DatadogError:
+        return True
+
+
+# Refreshing.
+
+
+async def due_for_refresh(
+    session: AsyncSession, margin: timedelta, *, limit_per_site: int
+) -> list[tuple[uuid.UUID, int]]:
+    """Connections whose token expires within `margin` and whose retry time has come, soonest
+    first, at most `limit_per_site` per site: (id, place within its site)."""
+    now = utcnow()
+    place = (
+        func.row_number()
+        .over(partition_by=Connection.domain, order_by=Connection.access_token_expires_at)
+        .label("place")
+    )
+    due = (
+        select(Connection.id, place)
+        .where(
+            Connection.status.in_(REFRESHABLE),
+            Connection.refresh_token.is_not(None),
+            Connection.access_token_expires_at < now + margin,
+            or_(Connection.refresh_retry_at.is_(None), Connection.refresh_retry_at <= now),
+        )
+        .subquery()
+    )
+    rows = await session.execute(select(due.c.id, due.c.place).where(due.c.place <= limit_per_site))
+    return [(connection_id, int(position) - 1) for connection_id, position in rows.all()]
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before the next refresh attempt after `failures` failed ones, with jitter."""
+    base = REFRESH_RETRY_DELAYS[min(failures, len(REFRESH_RETRY_DELAYS)) - 1]
+    return base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not secrecy)
+
+
+async def refresh(res: Resources, connection_id: uuid.UUID, *, margin: timedelta) -> RefreshOutcome:
+    """Refresh the access token if it expires within `margin`, under the row lock.
+
+    Never raises for Datadog's answers: a refused grant is `GONE` (and `reauth_required`), an
+    outage or a refused client is `DEFERRED` until `retry_at` (stored on the connection).
+    """
+    async with res.sessionmaker() as session, session.begin():
+        connection = await conns.lock(session, connection_id)
+        if connection is None or connection.status not in REFRESHABLE:
+            return RefreshOutcome(RefreshResult.GONE)
+        expires_at = connection.access_token_expires_at
+        if expires_at is not None and expires_at - utcnow() > margin:
+            bearer = _open(res.keyring, connection, "access_token")
+            return RefreshOutcome(RefreshResult.FRESH, expires_at, bearer=bearer)
+        return await _refresh_locked(res, session, connection)
+
+
+async def _refresh_locked(
+    res: Resources, session: AsyncSession, connection: Connection
+) -> RefreshOutcome:
+    refresh_token = _open(res.keyring, connection, "refresh_token")
+    if refresh_token is None:
+        return RefreshOutcome(RefreshResult.GONE)
+    site = res.sites.by_domain(connection.domain)
+    try:
+        grant = await res.datadog.refresh(site, res.settings.client_for(site.domain), refresh_token)
+    except DatadogUnavailable as exc:
+        return _defer(connection, "unavailable", exc.description)
+    except DatadogRejected as exc:
+        if exc.error == "invalid_client" or exc.status == 401:
+            return _client_refused(connection, site, exc)
+        return _grant_gone(session, connection, exc)
+    store_grant(res.keyring, connection, grant)
+    TOKEN_REFRESHES.labels(result=RefreshResult.REFRESHED).inc()
+    return RefreshOutcome(
+        RefreshResult.REFRESHED, connection.access_token_expires_at, bearer=grant.access_token
+    )
+
+
+def _client_refused(connection: Connection, site: Site, exc: DatadogRejected) -> RefreshOutcome:
+    """The partner's client credentials were refused: the operator's problem, not the org's."""
+    CREDENTIAL_FAILURES.labels(kind="invalid_client", site=site.domain).inc()
+    log.error(
+        "Datadog refused the OAuth client on %s (%s): check the client secret "
+        "(DDBRIDGE_CLIENT_SECRET or DDBRIDGE_CLIENTS); no connection is blamed",
+        site.domain,
+        exc.error or exc.status,
+    )
+    return _defer(connection, "invalid_client", exc.description)
+
+
+def _defer(connection: Connection, cause: str, description: str) -> RefreshOutcome:
+    connection.refresh_failures += 1
+    retry_at = utcnow() + timedelta(seconds=retry_delay(connection.refresh_failures))
+    connection.refresh_retry_at = retry_at
+    TOKEN_REFRESHES.labels(result=cause).inc()
+    log.warning(
+        "refresh of %s failed %d time(s) (%s: %s); next at %s",
+        connection.id,
+        connection.refresh_failures,
+        cause,
+        description,
+        retry_at.isoformat(timespec="seconds"),
+    )
+    return RefreshOutcome(RefreshResult.DEFERRED, connection.access_token_expires_at, retry_at)
+
+
+def _grant_gone(
+    session: AsyncSession, connection: Connection, exc: DatadogRejected
+) -> RefreshOutcome:
+    conns.transition(
+        session,
+        connection,
+        ConnectionStatus.REAUTH_REQUIRED,
+        f"token refresh refused ({exc.error or exc.status}: {exc.description}); "
+        "the org must re-authorize",
+    )
+    TOKEN_REFRESHES.labels(result=RefreshResult.GONE).inc()
+    log.warning("connection %s needs re-authorization: %s", connection.id, exc.error)
+    return RefreshOutcome(RefreshResult.GONE)
+
+
+async def disconnect(res: Resources, connection_id: uuid.UUID) -> Connection:
+    """Revoke the grant at Datadog, erase every secret, and mark the connection disconnected.
+
+    If Datadog cannot be reached, nothing changes and `DatadogDown` is raised, so the grant
+    is never left alive at Datadog while forgotten here.
+    """
+    async with res.sessionmaker() as session, session.begin():
+        connection = await conns.lock(session, connection_id)
+        if connection is None:
+            return await conns.get_connection(session, connection_id)
+        token = _open(res.keyring, connection, "refresh_token") or _open(
+            res.keyring, connection, "access_token"
+        )
+        reason = "disconnected by the partner; grant revoked at Datadog"
+        if token is not None:
+            site = res.sites.by_domain(connection.domain)
+            try:
+                await res.datadog.revoke(site, res.settings.client_for(site.domain), token)
+            except DatadogUnavailable as exc:
+                raise DatadogDown(
+                    f"could not revoke at Datadog ({exc.description}); nothing changed, try again"
+                ) from exc
+            except DatadogError as exc:
+                reason = (
+                    f"disconnected by the partner; Datadog refused the revoke: {exc.description}"
+                )
+        erase(connection)
+        conns.transition(session, connection, ConnectionStatus.DISCONNECTED, reason)
+        return connection
