@@ -27,11 +27,15 @@ def refresh_time(expires_at: datetime, margin: timedelta) -> datetime:
 
 
 async def ring_refresh(redis: ArqRedis, connection_id: uuid.UUID, at: datetime) -> None:
-    """Ring the worker to refresh the connection at `at` (deduplicated per connection and time)."""
+    """Ring the worker to refresh the connection at `at`.
+
+    The id names the millisecond: a running refresh holds its own id until it returns, so
+    the next ring, rung from inside it, must never collide with it.
+    """
     await redis.enqueue_job(
         REFRESH_CONNECTION,
         str(connection_id),
-        _job_id=f"{REFRESH_CONNECTION}:{connection_id}:{int(at.timestamp())}",
+        _job_id=f"{REFRESH_CONNECTION}:{connection_id}:{int(at.timestamp() * 1000)}",
         _defer_until=at,
     )
 

@@ -23,8 +23,10 @@ class Signal(enum.StrEnum):
 
 
 class Credential(enum.Enum):
-    API_KEY = "DD-API-KEY"
-    BEARER = "Authorization"
+    """Which credential a signal's requests carry (the door builds the header)."""
+
+    API_KEY = "api_key"
+    BEARER = "bearer"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,308 @@
+"""The credential door through the real API and worker: tokens stay alive, scopes are
+checked before any request, a refused operation never takes a connection down, refresh
+failures are told apart and walk their schedule, and no other module touches a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from arq.connections import RedisSettings, create_pool
+
+from service.jobs import REFRESH_CONNECTION
+from service.signals import SPECS, Signal
+from tests.support import payloads
+from tests.support.stack import Stack, asyncpg_dsn
+
+T = TypeVar("T")
+
+DEADLINE_SECONDS = 30
+
+
+async def _eventually(probe: Callable[[], Awaitable[T | None]]) -> T:
+    """Poll `probe` until it returns a value (the worker runs on its own schedule)."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        value = await probe()
+        if value is not None:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met within {DEADLINE_SECONDS} s")
+
+
+async def _connection(stack: Stack, connection_id: str) -> dict[str, Any]:
+    response = await stack.api.get(f"/internal/v1/connections/{connection_id}")
+    assert response.status_code == 200
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_worker_refreshes_a_token_before_it_expires(stack: Stack, account_id: str) -> None:
+    # The stack refreshes 30 s before expiry; a 31 s token is due one second after connecting.
+    await stack.emulator_settings(access_token_ttl_seconds=31, rotate_refresh_tokens=True)
+    org = await stack.create_org("us3.datadoghq.com")
+    await stack.connect(account_id, org, domain="us3.datadoghq.com")
+    [connection] = await stack.connections(account_id)
+
+    async def two_refreshes() -> list[dict[str, Any]] | None:
+        calls = await stack.datadog_requests(host="api.us3.datadoghq.com", path="/oauth2/v1/token")
+        refreshes = [c for c in calls if "grant_type=refresh_token" in c["body"]]
+        return refreshes if len(refreshes) >= 2 else None
+
+    refreshes = await _eventually(two_refreshes)
+    await stack.emulator_settings(access_token_ttl_seconds=3600)
+
+    # Rotation invalidates each used refresh token, so a second success proves the newest
+    # refresh token was stored with its access token.
+    assert [call["status"] for call in refreshes[:2]] == [200, 200]
+    refreshed = await _connection(stack, connection["id"])
+    assert refreshed["status"] == "active"
+    assert refreshed["access_token_expires_at"] > connection["access_token_expires_at"]
+
+
+async def test_refused_refresh_requires_reauthorization_then_reconnect_restores(
+    stack: Stack, account_id: str
+) -> None:
+    org = await stack.create_org("datadoghq.com")
+    await stack.connect(account_id, org, domain="datadoghq.com")
+    [connection] = await stack.connections(account_id)
+    # The user revokes the integration in Datadog: every later refresh gets invalid_grant.
+    await stack.emu.post(
+        "/_emulator/faults",
+        json={
+            "host": "api.datadoghq.com",
+            "path": "/oauth2/v1/token",
+            "count": 1,
+            "status": 400,
+            "body": {"error": "invalid_grant", "error_description": "Invalid refresh token"},
+        },
+    )
+    await _make_due(stack, connection["id"])
+
+    async def reauth_required() -> dict[str, Any] | None:
+        current = await _connection(stack, connection["id"])
+        return current if current["status"] == "reauth_required" else None
+
+    current = await _eventually(reauth_required)
+    assert "invalid_grant" in current["status_reason"]
+    assert [t["to_status"] for t in current["history"]] == ["pending", "active", "reauth_required"]
+
+    await stack.connect(account_id, org, domain="datadoghq.com")
+    restored = await _connection(stack, connection["id"])
+    assert restored["status"] == "active"
+    assert restored["history"][-1]["to_status"] == "active"
+
+
+async def test_disconnect_revokes_at_datadog_and_erases_secrets(
+    stack: Stack, account_id: str
+) -> None:
+    org = await stack.create_org("uk1.datadoghq.com")
+    await stack.connect(account_id, org, domain="uk1.datadoghq.com")
+    [connection] = await stack.connections(account_id)
+
+    answer = await stack.api.delete(f"/internal/v1/connections/{connection['id']}")
+
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "disconnected"
+    assert answer.json()["has_api_key"] is False
+    [revoke] = await stack.datadog_requests(path="/oauth2/v1/revoke")
+    assert (revoke["host"], revoke["status"]) == ("api.uk1.datadoghq.com", 200)
+    row = await _row(stack, connection["id"])
+    assert (row["access_token"], row["refresh_token"], row["api_key"]) == (None, None, None)
+
+
+async def test_disconnect_during_an_outage_changes_nothing(stack: Stack, account_id: str) -> None:
+    org = await stack.create_org("datadoghq.com")
+    await stack.connect(account_id, org, domain="datadoghq.com")
+    [connection] = await stack.connections(account_id)
+    await stack.emu.post(
+        "/_emulator/faults",
+        json={"host": "api.datadoghq.com", "path": "/oauth2/v1/revoke", "status": 503},
+    )
+
+    answer = await stack.api.delete(f"/internal/v1/connections/{connection['id']}")
+
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "datadog_unavailable"
+    assert (await _connection(stack, connection["id"]))["status"] == "active"
+    row = await _row(stack, connection["id"])
+    assert row["refresh_token"] is not None
+
+
+async def _row(stack: Stack, connection_id: str) -> asyncpg.Record:
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        row = await db.fetchrow("SELECT * FROM connections WHERE id = $1::uuid", connection_id)
+    finally:
+        await db.close()
+    assert row is not None
+    return row
+
+
+async def _make_due(stack: Stack, connection_id: str) -> None:
+    """Age the token so it is due, and ring the worker as the reconciler would."""
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        await db.execute(
+            "UPDATE connections SET access_token_expires_at = now() WHERE id = $1::uuid",
+            connection_id,
+        )
+    finally:
+        await db.close()
+    redis = await create_pool(
+        RedisSettings.from_dsn(stack.redis_url), default_queue_name=stack.queue_name
+    )
+    try:
+        await redis.enqueue_job(REFRESH_CONNECTION, connection_id)
+    finally:
+        await redis.aclose()
+
+
+async def _fault(stack: Stack, **fault: Any) -> None:
+    (await stack.emu.post("/_emulator/faults", json=fault)).raise_for_status()
+
+
+async def _token_calls(stack: Stack, host: str = "api.datadoghq.com") -> list[dict[str, Any]]:
+    return await stack.datadog_requests(host=host, path="/oauth2/v1/token")
+
+
+INCIDENT = payloads.incident()
+
+
+async def test_a_scope_the_org_did_not_grant_is_refused_before_any_request(
+    stack: Stack, account_id: str
+) -> None:
+    await stack.register_client(scopes=["api_keys_write"])
+    connection_id, dd_oid = await stack.connected(account_id)
+
+    monitors = await stack.api.get(f"/internal/v1/connections/{connection_id}/monitors")
+    incident = await stack.send(connection_id, "incidents", INCIDENT)
+    metrics = await stack.send(connection_id, "metrics", payloads.metrics())
+
+    assert monitors.status_code == 403, monitors.text
+    assert (monitors.json()["error"], monitors.json()["scope"]) == (
+        "missing_scope",
+        "monitors_read",
+    )
+    assert incident.status_code == 403, incident.text
+    assert (incident.json()["error"], incident.json()["scope"]) == (
+        "missing_scope",
+        "incident_write",
+    )
+    assert await stack.datadog_requests(path="/api/v1/monitor") == []
+    assert metrics.status_code == 202
+    assert len(await stack.wait_received(dd_oid, "metrics", 1)) == 1
+    assert (await _connection(stack, connection_id))["status"] == "active"
+
+
+async def test_an_operation_refused_after_a_refresh_fails_that_call_only(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, dd_oid = await stack.connected(account_id)
+    await _fault(stack, path="/api/v1/monitor", status=403, count=2, body={"errors": ["Forbidden"]})
+    await _fault(
+        stack, path="/api/v2/incidents", status=403, count=2, body={"errors": ["Forbidden"]}
+    )
+
+    refused = await stack.api.get(f"/internal/v1/connections/{connection_id}/monitors")
+    sent = await stack.send(connection_id, "incidents", INCIDENT)
+    [letter] = await stack.wait_dead_letters(connection_id, 1)
+    metrics = await stack.send(connection_id, "metrics", payloads.metrics())
+
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "operation_refused"
+    assert sent.status_code == 202
+    assert (letter["signal"], letter["status"]) == ("incidents", 403)
+    assert "after a token refresh" in letter["reason"]
+    assert metrics.status_code == 202
+    assert len(await stack.wait_received(dd_oid, "metrics", 1)) == 1
+    current = await _connection(stack, connection_id)
+    assert current["status"] == "active"
+    assert [t["to_status"] for t in current["history"]] == ["pending", "active"]
+    refreshes = [c for c in await _token_calls(stack) if "grant_type=refresh_token" in c["body"]]
+    assert [c["status"] for c in refreshes] == [200, 200], "one refresh per refused call"
+    again = await stack.api.get(f"/internal/v1/connections/{connection_id}/monitors")
+    assert again.status_code == 200, again.text
+
+
+async def test_refresh_retries_walk_the_schedule_then_recover(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, _ = await stack.connected(account_id)
+    await _fault(stack, path="/oauth2/v1/token", status=503, count=2)
+    before = len(await _token_calls(stack))
+    await _make_due(stack, connection_id)
+
+    seen: list[float] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        calls = (await _token_calls(stack))[before:]
+        while len(seen) < len(calls):
+            seen.append(time.monotonic())
+        if calls and calls[-1]["status"] == 200:
+            break
+        await asyncio.sleep(0.05)
+
+    statuses = [c["status"] for c in (await _token_calls(stack))[before:]]
+    gaps = [round(b - a, 1) for a, b in itertools.pairwise(seen)]
+    print(f"refresh attempts {statuses}, seconds between them {gaps}")
+    assert statuses == [503, 503, 200]
+    # REFRESH_RETRY_DELAYS [5, 15, ...] with ±20% jitter: the gap grows.
+    assert 3.9 <= gaps[0] <= 6.5, gaps
+    assert 11.9 <= gaps[1] <= 18.5, gaps
+    current = await _connection(stack, connection_id)
+    assert current["status"] == "active"
+
+
+async def test_invalid_client_blames_no_connection_and_the_next_attempt_succeeds(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, _ = await stack.connected(account_id)
+    await _fault(
+        stack,
+        path="/oauth2/v1/token",
+        status=401,
+        body={"error": "invalid_client", "error_description": "Invalid client credentials"},
+    )
+    before = len(await _token_calls(stack))
+    await _make_due(stack, connection_id)
+
+    async def refreshed_after_refusal() -> list[int] | None:
+        statuses = [c["status"] for c in (await _token_calls(stack))[before:]]
+        return statuses if statuses[-1:] == [200] else None
+
+    statuses = await _eventually(refreshed_after_refusal)
+
+    assert statuses == [401, 200]
+    current = await _connection(stack, connection_id)
+    assert current["status"] == "active"
+    assert [t["to_status"] for t in current["history"]] == ["pending", "active"]
+    async with httpx.AsyncClient() as http:
+        worker_metrics = (await http.get(stack.worker_metrics_url)).text
+    assert re.search(
+        r'ddbridge_credential_failures_total\{kind="invalid_client",site="datadoghq.com"\} [1-9]',
+        worker_metrics,
+    )
+
+
+def test_no_module_outside_the_credential_door_opens_a_secret_or_builds_an_auth_header() -> None:
+    root = Path(__file__).resolve().parents[2]
+    door = root / "service" / "credentials.py"
+    offenders = []
+    for path in [*root.glob("service/**/*.py"), *root.glob("worker/**/*.py")]:
+        if path == door:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            opens = "keyring.open(" in line and "code_verifier" not in line
+            builds = '"DD-API-KEY"' in line or '"Authorization": f"Bearer' in line
+            if opens or builds or "open_secret" in line:
+                offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert offenders == []
+    assert {SPECS[signal].scope for signal in Signal} == {None, "incident_write"}
