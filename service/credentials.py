@@ -392,7 +392,7 @@ async def _refresh_locked(
         return RefreshOutcome(RefreshResult.GONE)
     site = res.sites.by_domain(connection.domain)
     try:
-        grant = await res.datadog.refresh(site, res.settings.client_for(site.domain), refresh_token)
+        grant = await res.datadog.refresh(site, res.clients.client_for(site.domain), refresh_token)
     except DatadogUnavailable as exc:
         return _defer(connection, "unavailable", exc.description)
     except DatadogRejected as exc:
@@ -466,7 +466,7 @@ async def disconnect(res: Resources, connection_id: uuid.UUID) -> Connection:
         if token is not None:
             site = res.sites.by_domain(connection.domain)
             try:
-                await res.datadog.revoke(site, res.settings.client_for(site.domain), token)
+                await res.datadog.revoke(site, res.clients.client_for(site.domain), token)
             except DatadogUnavailable as exc:
                 raise DatadogDown(
                     f"could not revoke at Datadog ({exc.description}); nothing changed, try again"

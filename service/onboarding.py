@@ -166,7 +166,7 @@ async def start_flow(res: Resources, session: AsyncSession, ticket: str, browser
     flow.state_hash = digest(state)
     flow.browser_hash = digest(browser_id)
     flow.code_verifier = res.keyring.seal(verifier, context=f"flow:{flow.id}:code_verifier")
-    client = res.settings.client_for(flow.domain or US1_DOMAIN)
+    client = res.clients.client_for(flow.domain or US1_DOMAIN)
     await session.commit()
     query = urlencode(
         {
@@ -199,7 +199,7 @@ async def complete_flow(
     org = _claimed_org(params)
     await _check_org_free(session, site, org, flow.account_id)
     await session.commit()  # release the look-up's row lock before the call to Datadog
-    client = res.settings.client_for(site.domain)
+    client = res.clients.client_for(site.domain)
     try:
         grant = await res.datadog.exchange_code(
             site,

@@ -14,6 +14,7 @@ import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.clients import ClientBook
 from service.crypto import KeyRing
 from service.datadog.client import DatadogClient, DatadogUrls
 from service.db import create_engine, create_sessionmaker
@@ -31,6 +32,7 @@ class Resources:
     webhooks: httpx.AsyncClient
     keyring: KeyRing
     sites: SiteRegistry
+    clients: ClientBook
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -70,6 +72,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 webhooks=webhooks,
                 keyring=keyring,
                 sites=sites,
+                clients=ClientBook(settings),
             )
     finally:
         await redis.aclose()

@@ -7,6 +7,7 @@ environment; secrets are `SecretStr` so they never print.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -63,6 +64,10 @@ class Settings(KeyRingSettings):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     clients: dict[str, ClientCredentials] = {}
+    client_secret_file: Path | None = None
+    """A file holding the default client's secret, re-read when it changes (rotation)."""
+    clients_file: Path | None = None
+    """A file holding `CLIENTS` as JSON, re-read when it changes (rotation)."""
     redirect_uri: str | None = None
     internal_tokens: Annotated[list[SecretStr], NoDecode] = Field(min_length=1)
     datadog_url_template: str = "https://{host}"
@@ -123,10 +128,11 @@ class Settings(KeyRingSettings):
 
     @model_validator(mode="after")
     def _client_configured(self) -> Settings:
-        if self.client_id is None and not self.clients:
+        has_secret = self.client_secret is not None or self.client_secret_file is not None
+        if self.client_id is None and not self.clients and self.clients_file is None:
             raise ValueError("set DDBRIDGE_CLIENT_ID/DDBRIDGE_CLIENT_SECRET or DDBRIDGE_CLIENTS")
-        if (self.client_id is None) != (self.client_secret is None):
-            raise ValueError("DDBRIDGE_CLIENT_ID and DDBRIDGE_CLIENT_SECRET go together")
+        if (self.client_id is None) == has_secret:
+            raise ValueError("DDBRIDGE_CLIENT_ID and DDBRIDGE_CLIENT_SECRET (or _FILE) go together")
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError("DDBRIDGE_WEBHOOK_URL needs DDBRIDGE_WEBHOOK_SECRET to sign with")
         return self
@@ -139,15 +145,6 @@ class Settings(KeyRingSettings):
     @property
     def secure_cookies(self) -> bool:
         return self.public_url.startswith("https://")
-
-    def client_for(self, domain: str) -> ClientCredentials:
-        """The OAuth client registered on `domain`: the `CLIENTS` entry, else the default."""
-        client = self.clients.get(domain)
-        if client is not None:
-            return client
-        assert self.client_id is not None
-        assert self.client_secret is not None
-        return ClientCredentials(client_id=self.client_id, client_secret=self.client_secret)
 
     def allowed_return_origins(self) -> frozenset[str]:
         return frozenset([_origin(self.public_url), *map(_origin, self.return_to_origins)])

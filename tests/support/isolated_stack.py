@@ -205,12 +205,12 @@ async def isolated_stack(
     work_dir: Path,
     log_dir: Path,
     *,
-    settings: Mapping[str, str] | None = None,
+    settings: Mapping[str, str | None] | None = None,
     redis_url: str | None = None,
     workers: int = 1,
 ) -> AsyncIterator[IsolatedStack]:
     """Start a stack of its own (see the module docstring) with `settings` added to the
-    environment (`DDBRIDGE_*` names), and `workers` workers already running."""
+    environment (`DDBRIDGE_*` names; None removes one), and `workers` workers running."""
     await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
     async with AsyncExitStack() as exit_stack:
         if redis_url is None:
@@ -231,7 +231,11 @@ async def isolated_stack(
             encryption_keys=[generate_key()],
             log_dir=log_dir,
         )
-        env = {**stack.environment(), **(settings or {})}
+        env = {
+            name: value
+            for name, value in {**stack.environment(), **(settings or {})}.items()
+            if value is not None
+        }
         emulator_port, api_port = port_of(stack.emulator_url), port_of(stack.api_url)
         first_worker_port = int(port_of(stack.worker_metrics_url))
         emulator = processes.start(
