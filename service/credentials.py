@@ -34,7 +34,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
-from service.crypto import KeyRing
+from service.crypto import KeyRing, KeyRingError
 from service.datadog.client import TokenGrant
 from service.datadog.errors import (
     DatadogError,
@@ -79,6 +79,13 @@ class DatadogDown(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "5"}
+
+
+class SecretUnreadable(ServiceError):
+    """A stored secret does not open with the configured keys: the operator's to fix."""
+
+    status_code = 503
+    code = "secret_unreadable"
 
 
 class GrantGone(Exception):
@@ -143,10 +150,27 @@ def _seal(keyring: KeyRing, connection: Connection, column: str, value: str) -> 
 
 
 def _open(keyring: KeyRing, connection: Connection, column: str) -> str | None:
+    """The plaintext of a secret column; `SecretUnreadable` when no configured key opens it."""
     sealed: bytes | None = getattr(connection, column)
     if sealed is None:
         return None
-    return keyring.open(sealed, context=f"connection:{connection.id}:{column}")
+    try:
+        return keyring.open(sealed, context=f"connection:{connection.id}:{column}")
+    except KeyRingError as exc:
+        CREDENTIAL_FAILURES.labels(kind="undecryptable", site=connection.domain).inc()
+        raise SecretUnreadable(
+            f"the connection's stored {column} does not open with DDBRIDGE_ENCRYPTION_KEYS "
+            f"({exc}); restore the key that sealed it",
+            connection_id=str(connection.id),
+        ) from exc
+
+
+async def _note_unreadable(res: Resources, connection_id: uuid.UUID, exc: SecretUnreadable) -> None:
+    """Show an unreadable secret on the connection (its status stays: the org is fine)."""
+    async with res.sessionmaker() as session, session.begin():
+        connection = await conns.get_connection(session, connection_id)
+        conns.transition(session, connection, connection.status, exc.detail)
+    log.error("connection %s: %s", connection_id, exc.detail)
 
 
 def store_grant(keyring: KeyRing, connection: Connection, grant: TokenGrant) -> None:
@@ -229,7 +253,18 @@ async def open_for_signal(
     res: Resources, connection_id: uuid.UUID, signal: Signal, *, check_scope: bool = True
 ) -> OrgCredentials:
     """The credential delivering `signal` needs; raises `NotDeliverable`, `MissingScope`
-    (unless `check_scope` is off: the caller then refuses item by item) or `GrantGone`."""
+    (unless `check_scope` is off: the caller then refuses item by item), `GrantGone` or
+    `SecretUnreadable` (also shown on the connection)."""
+    try:
+        return await _open_for_signal(res, connection_id, signal, check_scope=check_scope)
+    except SecretUnreadable as exc:
+        await _note_unreadable(res, connection_id, exc)
+        raise
+
+
+async def _open_for_signal(
+    res: Resources, connection_id: uuid.UUID, signal: Signal, *, check_scope: bool
+) -> OrgCredentials:
     async with res.sessionmaker() as session:
         connection = await conns.get_connection(session, connection_id)
     site = res.sites.by_domain(connection.domain)
@@ -240,7 +275,16 @@ async def open_for_signal(
 
 
 async def open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) -> OrgCredentials:
-    """A fresh token for a call needing `scope`; raises `NotDeliverable` or `MissingScope`."""
+    """A fresh token for a call needing `scope`; raises `NotDeliverable`, `MissingScope`,
+    `GrantGone` or `SecretUnreadable` (also shown on the connection)."""
+    try:
+        return await _open_for_scope(res, connection_id, scope)
+    except SecretUnreadable as exc:
+        await _note_unreadable(res, connection_id, exc)
+        raise
+
+
+async def _open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) -> OrgCredentials:
     async with res.sessionmaker() as session:
         connection = await conns.get_connection(session, connection_id)
     if connection.status != ConnectionStatus.ACTIVE or connection.refresh_token is None:
@@ -372,7 +416,18 @@ async def refresh(res: Resources, connection_id: uuid.UUID, *, margin: timedelta
 
     Never raises for Datadog's answers: a refused grant is `GONE` (and `reauth_required`), an
     outage or a refused client is `DEFERRED` until `retry_at` (stored on the connection).
+    Raises `SecretUnreadable` (shown on the connection) when the stored token does not open.
     """
+    try:
+        return await _refresh(res, connection_id, margin=margin)
+    except SecretUnreadable as exc:
+        await _note_unreadable(res, connection_id, exc)
+        raise
+
+
+async def _refresh(
+    res: Resources, connection_id: uuid.UUID, *, margin: timedelta
+) -> RefreshOutcome:
     async with res.sessionmaker() as session, session.begin():
         connection = await conns.lock(session, connection_id)
         if connection is None or connection.status not in REFRESHABLE:

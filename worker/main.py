@@ -64,7 +64,12 @@ async def refresh_connection(ctx: dict[str, Any], connection_id: str) -> str:
     res = resources(ctx)
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
     connection = uuid.UUID(connection_id)
-    outcome = await credentials.refresh(res, connection, margin=margin * (1 + jobs.REFRESH_JITTER))
+    try:
+        outcome = await credentials.refresh(
+            res, connection, margin=margin * (1 + jobs.REFRESH_JITTER)
+        )
+    except credentials.SecretUnreadable:
+        return "unreadable"  # shown on the connection; the reconciler tries again each minute
     if outcome.result is RefreshResult.DEFERRED and outcome.retry_at is not None:
         await jobs.ring_refresh(res.redis, connection, outcome.retry_at)
     elif outcome.expires_at is not None:

@@ -306,3 +306,40 @@ def test_no_module_outside_the_credential_door_opens_a_secret_or_builds_an_auth_
                 offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     assert offenders == []
     assert {SPECS[signal].scope for signal in Signal} == {None, "incident_write"}
+
+
+async def test_an_undecryptable_secret_shows_on_the_connection_and_in_a_metric(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, _ = await stack.connected(account_id)
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        # Sealed by a key the ring does not hold (as after dropping a key too early).
+        await db.execute(
+            "UPDATE connections SET api_key = overlay(api_key placing '\\xffffffffffffffff'::bytea"
+            " from 2), access_token = overlay(access_token placing '\\xffffffffffffffff'::bytea"
+            " from 2) WHERE id = $1::uuid",
+            connection_id,
+        )
+    finally:
+        await db.close()
+
+    read = await stack.api.get(f"/internal/v1/connections/{connection_id}/monitors")
+    sent = await stack.send(connection_id, "metrics", payloads.metrics())
+
+    assert read.status_code == 503, read.text
+    assert read.json()["error"] == "secret_unreadable"
+    assert "DDBRIDGE_ENCRYPTION_KEYS" in read.json()["detail"]
+    assert sent.status_code == 202, "accepted data waits for the key to be restored"
+
+    async def noted() -> dict[str, Any] | None:
+        current = await _connection(stack, connection_id)
+        return current if "DDBRIDGE_ENCRYPTION_KEYS" in (current["status_reason"] or "") else None
+
+    current = await _eventually(noted)
+    assert current["status"] == "active"
+    async with httpx.AsyncClient() as http:
+        api_metrics = (await http.get(f"{stack.api_url}/metrics")).text
+    assert 'ddbridge_credential_failures_total{kind="undecryptable",site="datadoghq.com"}' in (
+        api_metrics
+    )
