@@ -27,7 +27,8 @@ from service.api.views import connection_view, connection_views
 from service.crypto import generate_key
 from service.db import create_engine, create_sessionmaker, migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
-from service.keys import rotate
+from service.keys import KeyUsage, rotate
+from service.keys import status as key_status
 from service.resources import redis_settings
 from service.settings import DatabaseSettings, KeyRingSettings, Settings
 
@@ -189,6 +190,22 @@ def keys_rotate() -> None:
             await engine.dispose()
 
     typer.echo(f"re-sealed {asyncio.run(run())} secret(s) under the first key")
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """How many stored secrets each key id protects (0 under every old key: safe to drop it)."""
+    settings = KeyRingSettings()
+
+    async def run() -> list[KeyUsage]:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            return await key_status(create_sessionmaker(engine), settings.keyring())
+        finally:
+            await engine.dispose()
+
+    for usage in asyncio.run(run()):
+        typer.echo(f"{usage.key_id}  {usage.role:<8}  {usage.secrets} secret(s)")
 
 
 def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:

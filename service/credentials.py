@@ -201,15 +201,22 @@ def erase(connection: Connection) -> None:
 
 
 def reseal(keyring: KeyRing, connection: Connection) -> int:
-    """Re-seal every secret of the connection not under the ring's first key; how many."""
+    """Re-seal every secret of the connection not under the ring's first key; how many.
+
+    A secret no key opens is left as it is (`ddbridge keys status` shows its missing key).
+    """
     resealed = 0
     for column in _SECRETS:
         sealed: bytes | None = getattr(connection, column)
-        if sealed is not None and not keyring.is_current(sealed):
+        if sealed is None or keyring.is_current(sealed):
+            continue
+        try:
             value = _open(keyring, connection, column)
-            assert value is not None
-            setattr(connection, column, _seal(keyring, connection, column, value))
-            resealed += 1
+        except SecretUnreadable:
+            continue
+        assert value is not None
+        setattr(connection, column, _seal(keyring, connection, column, value))
+        resealed += 1
     return resealed
 
 

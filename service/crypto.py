@@ -69,7 +69,16 @@ class KeyRing:
 
     def is_current(self, sealed: bytes) -> bool:
         """Whether `sealed` is already under the primary key (rotation skips it)."""
-        return sealed[1 : 1 + _KEY_ID_BYTES] == self._primary_id
+        return sealed_by(sealed) == self._primary_id.hex()
+
+    def key_ids(self) -> list[str]:
+        """The ring's key ids (hex), the sealing key first."""
+        return [self._primary_id.hex(), *(k.hex() for k in self._ciphers if k != self._primary_id)]
+
+
+def sealed_by(sealed: bytes) -> str:
+    """The id (hex) of the key a sealed value names."""
+    return sealed[1 : 1 + _KEY_ID_BYTES].hex()
 
 
 def _decode_key(encoded: str) -> bytes:

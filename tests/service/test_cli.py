@@ -91,9 +91,14 @@ async def test_keys_rotate_reseals_every_secret_and_delivery_goes_on(
 
     said = await ddbridge(stack, "keys", "rotate", **rotated_ring)
     again = await ddbridge(stack, "keys", "rotate", **rotated_ring)
+    status = await ddbridge(stack, "keys", "status", **rotated_ring)
 
     assert int(said.split()[1]) >= 3, said
     assert again.strip() == "re-sealed 0 secret(s) under the first key"
+    [sealing, opening, *_] = status.splitlines()
+    assert sealing.split()[:2] == [key_id(_raw(second)).hex(), "sealing"]
+    assert int(sealing.split()[2]) >= 3
+    assert opening.split() == [key_id(_raw(first)).hex(), "opening", "0", "secret(s)"]
     db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         row = await db.fetchrow(
