@@ -29,8 +29,9 @@ from service.db import create_engine, create_sessionmaker, migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
 from service.keys import KeyUsage, rotate
 from service.keys import status as key_status
-from service.resources import redis_settings
+from service.resources import open_resources, redis_settings
 from service.settings import DatabaseSettings, KeyRingSettings, Settings
+from service.verify import Check, verify
 
 T = TypeVar("T")
 
@@ -206,6 +207,23 @@ def keys_status() -> None:
 
     for usage in asyncio.run(run()):
         typer.echo(f"{usage.key_id}  {usage.role:<8}  {usage.secrets} secret(s)")
+
+
+@app.command("verify")
+def verify_command(connection_id: uuid.UUID) -> None:
+    """Check a connection as Datadog's review asks (token, API key, each used scope); exit 1
+    if a check fails."""
+
+    async def run() -> list[Check]:
+        async with open_resources(Settings()) as res:
+            return await verify(res, connection_id)
+
+    checks = asyncio.run(run())
+    for check in checks:
+        result = {True: "pass", False: "FAIL", None: "-"}[check.passed]
+        typer.echo(f"{result:<4}  {check.name:<28}  {check.detail}")
+    if any(check.passed is False for check in checks):
+        raise typer.Exit(1)
 
 
 def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:

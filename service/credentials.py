@@ -373,6 +373,12 @@ async def judge_api_key_refusal(res: Resources, creds: OrgCredentials, exc: Data
     raise GrantGone(f"connection {creds.connection_id} has an invalid API key")
 
 
+async def key_validates(res: Resources, creds: OrgCredentials) -> bool:
+    """Whether Datadog accepts the connection's API key (`DatadogError` if it cannot say)."""
+    assert creds.api_key is not None
+    return await res.datadog.validate_api_key(creds.site, api_key_header(creds.api_key))
+
+
 async def stored_key_validates(res: Resources, connection: Connection, site: Site) -> bool:
     """Whether the connection holds an API key Datadog still accepts (kept when unsure)."""
     stored = _open(res.keyring, connection, "api_key")

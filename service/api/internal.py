@@ -17,6 +17,7 @@ from service.api.schemas import (
     DeadLetterOut,
     ReplayedOut,
     ReplayRequest,
+    VerifyOut,
 )
 from service.api.views import connection_view, connection_views
 from service.errors import InvalidInput
@@ -24,6 +25,7 @@ from service.intake.accept import ring
 from service.reads import read_through
 from service.signals import Signal
 from service.sites import UnknownSiteError
+from service.verify import verify
 
 router = APIRouter(prefix="/internal/v1", dependencies=[Internal], tags=["internal"])
 
@@ -96,6 +98,15 @@ async def replay_dead_letters(
     for cid, signal, _ in replayed:
         await ring(res, cid, Signal(signal))
     return [ReplayedOut(signal=signal, items=items) for _, signal, items in replayed]
+
+
+@router.post("/connections/{connection_id}/verify")
+async def verify_connection(
+    connection_id: uuid.UUID, res: ResourcesDep, session: SessionDep
+) -> VerifyOut:
+    """Datadog's review checks: the token refreshes, the key validates, each used scope works."""
+    await conns.get_connection(session, connection_id)
+    return VerifyOut.of(connection_id, await verify(res, connection_id))
 
 
 @router.get("/connections/{connection_id}/monitors")

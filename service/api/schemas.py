@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.deliveries import PartitionStats
 from service.models import Connection, ConnectionEvent, DeadLetter
+from service.verify import Check
 
 
 class AuthorizationRequest(BaseModel):
@@ -110,4 +111,26 @@ class ConnectionOut(BaseModel):
             updated_at=connection.updated_at,
             delivery=delivery,
             history=None if history is None else [TransitionOut.of(e) for e in history],
+        )
+
+
+class CheckOut(BaseModel):
+    name: str
+    passed: bool | None
+    """None: granted, but no harmless call can prove it."""
+    detail: str
+
+
+class VerifyOut(BaseModel):
+    connection_id: uuid.UUID
+    passed: bool
+    """True when no check failed."""
+    checks: list[CheckOut]
+
+    @classmethod
+    def of(cls, connection_id: uuid.UUID, checks: list[Check]) -> VerifyOut:
+        return cls(
+            connection_id=connection_id,
+            passed=all(check.passed is not False for check in checks),
+            checks=[CheckOut(name=c.name, passed=c.passed, detail=c.detail) for c in checks],
         )
