@@ -343,3 +343,58 @@ async def test_an_undecryptable_secret_shows_on_the_connection_and_in_a_metric(
     assert 'ddbridge_credential_failures_total{kind="undecryptable",site="datadoghq.com"}' in (
         api_metrics
     )
+
+
+async def _status_becomes(stack: Stack, connection_id: str, status: str) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        current = await _connection(stack, connection_id)
+        return current if current["status"] == status else None
+
+    return await _eventually(reached)
+
+
+async def test_after_key_invalid_reconnecting_delivers_what_was_held(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, dd_oid = await stack.connected(account_id)
+    await stack.emu.post("/_emulator/api_keys/revoke", json={"dd_oid": dd_oid})
+    assert (await stack.send(connection_id, "logs", payloads.logs(3))).status_code == 202
+    await _status_becomes(stack, connection_id, "key_invalid")
+
+    page = await stack.connect(account_id, {"dd_oid": dd_oid}, domain="datadoghq.com")
+
+    assert page.status_code == 200, page.text
+    assert len(await stack.wait_received(dd_oid, "logs", 3)) == 3
+    current = await _connection(stack, connection_id)
+    assert (current["status"], current["has_api_key"]) == ("active", True)
+
+
+async def test_invalid_grant_then_reconnect_restores_the_same_connection_and_its_data(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, dd_oid = await stack.connected(account_id)
+    await _fault(
+        stack,
+        path="/oauth2/v1/token",
+        status=400,
+        body={"error": "invalid_grant", "error_description": "Invalid refresh token"},
+    )
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:  # the token expired: the incident's delivery needs a refresh, which finds the grant gone
+        await db.execute(
+            "UPDATE connections SET access_token_expires_at = now() WHERE id = $1::uuid",
+            connection_id,
+        )
+    finally:
+        await db.close()
+    before = len(await _token_calls(stack))
+    assert (await stack.send(connection_id, "incidents", INCIDENT)).status_code == 202
+    await _status_becomes(stack, connection_id, "reauth_required")
+    assert [c["status"] for c in (await _token_calls(stack))[before:]] == [400], "one call"
+
+    page = await stack.connect(account_id, {"dd_oid": dd_oid}, domain="datadoghq.com")
+
+    assert page.status_code == 200, page.text
+    assert len(await stack.wait_received(dd_oid, "incidents", 1)) == 1
+    [again] = await stack.connections(account_id)
+    assert (again["id"], again["status"]) == (connection_id, "active")
