@@ -14,13 +14,15 @@ The rules it applies:
 - A 403 on intake with the API key is judged by `/api/v1/validate`: an invalid key makes the
   connection `key_invalid` (its data is held); a valid one makes the refusal transient.
 
-Refreshes of one org never race: each runs under the connection's row lock, so a second
-refresher waits, then finds the fresh token. Failed attempts walk `REFRESH_RETRY_DELAYS` with
+Refreshes of one org never race: a refresher claims the connection in its row (briefly under
+the row lock), calls Datadog holding no database connection, then stores the answer; any other
+refresher waits for the claim to end and finds the fresh token. Failed attempts walk `REFRESH_RETRY_DELAYS` with
 jitter; the count and the next attempt live in PostgreSQL, so they survive Redis being lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import random
@@ -55,6 +57,8 @@ REFRESHABLE = (ConnectionStatus.ACTIVE, ConnectionStatus.KEY_INVALID, Connection
 REFRESH_RETRY_DELAYS = [5, 15, 60, 300, 900]
 """Seconds before the 1st, 2nd, ... retry of a refresh Datadog could not answer (then the last),
 each with ±20% jitter so a fleet does not retry in step."""
+CLAIM_POLL_SECONDS = 0.1
+"""How often a refresh waiting for another process's claim looks at the row again."""
 EXPIRING = timedelta(seconds=60)
 """A token this close to expiry is refreshed before it is used."""
 _SECRETS = ("access_token", "refresh_token", "api_key")
@@ -438,40 +442,95 @@ async def refresh(res: Resources, connection_id: uuid.UUID, *, margin: timedelta
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """This process's right to call the token endpoint for one connection, until `until`."""
+
+    connection_id: uuid.UUID
+    site: Site
+    refresh_token: str = field(repr=False)
+    until: datetime
+
+
 async def _refresh(
     res: Resources, connection_id: uuid.UUID, *, margin: timedelta
 ) -> RefreshOutcome:
+    """Claim, call Datadog with no database connection held, then store.
+
+    A connection claimed by another process (the API or any worker) is waited for, polling
+    its row, until that claim ends: its answer is then ours (single flight). A claim lasts the
+    Datadog timeout plus a margin, so a crashed claimer delays the next refresh by that much.
+    """
+    claim_length = timedelta(seconds=res.settings.datadog_timeout_seconds + 5)
+    deadline = utcnow() + claim_length * 2
+    while True:
+        claimed = await _claim(res, connection_id, margin, claim_length)
+        if not isinstance(claimed, datetime):
+            break
+        if utcnow() > deadline:
+            return RefreshOutcome(RefreshResult.DEFERRED, retry_at=claimed)
+        await asyncio.sleep(CLAIM_POLL_SECONDS)
+    if isinstance(claimed, RefreshOutcome):
+        return claimed
+    try:
+        grant = await res.datadog.refresh(
+            claimed.site, res.clients.client_for(claimed.site.domain), claimed.refresh_token
+        )
+    except DatadogError as exc:
+        return await _store(res, claimed, exc)
+    return await _store(res, claimed, grant)
+
+
+async def _claim(
+    res: Resources, connection_id: uuid.UUID, margin: timedelta, length: timedelta
+) -> RefreshOutcome | _Claim | datetime:
+    """Under the row lock, briefly: an outcome that needs no call, a claim to make the call,
+    or when another process's claim ends."""
     async with res.sessionmaker() as session, session.begin():
         connection = await conns.lock(session, connection_id)
         if connection is None or connection.status not in REFRESHABLE:
             return RefreshOutcome(RefreshResult.GONE)
+        now = utcnow()
         expires_at = connection.access_token_expires_at
-        if expires_at is not None and expires_at - utcnow() > margin:
+        if expires_at is not None and expires_at - now > margin:
             bearer = _open(res.keyring, connection, "access_token")
             return RefreshOutcome(RefreshResult.FRESH, expires_at, bearer=bearer)
-        return await _refresh_locked(res, session, connection)
+        if connection.refresh_claimed_until is not None and connection.refresh_claimed_until > now:
+            return connection.refresh_claimed_until
+        refresh_token = _open(res.keyring, connection, "refresh_token")
+        if refresh_token is None:
+            return RefreshOutcome(RefreshResult.GONE)
+        connection.refresh_claimed_until = now + length
+        site = res.sites.by_domain(connection.domain)
+        return _Claim(connection.id, site, refresh_token, connection.refresh_claimed_until)
 
 
-async def _refresh_locked(
-    res: Resources, session: AsyncSession, connection: Connection
+async def _store(
+    res: Resources, claim: _Claim, answer: TokenGrant | DatadogError
 ) -> RefreshOutcome:
-    refresh_token = _open(res.keyring, connection, "refresh_token")
-    if refresh_token is None:
-        return RefreshOutcome(RefreshResult.GONE)
-    site = res.sites.by_domain(connection.domain)
-    try:
-        grant = await res.datadog.refresh(site, res.clients.client_for(site.domain), refresh_token)
-    except DatadogUnavailable as exc:
-        return _defer(connection, "unavailable", exc.description)
-    except DatadogRejected as exc:
-        if exc.error == "invalid_client" or exc.status == 401:
-            return _client_refused(connection, site, exc)
-        return _grant_gone(session, connection, exc)
-    store_grant(res.keyring, connection, grant)
-    TOKEN_REFRESHES.labels(result=RefreshResult.REFRESHED).inc()
-    return RefreshOutcome(
-        RefreshResult.REFRESHED, connection.access_token_expires_at, bearer=grant.access_token
-    )
+    """Record Datadog's answer under the row lock and end the claim.
+
+    A grant is stored even if the claim lapsed meanwhile: it is the newest one Datadog issued.
+    """
+    async with res.sessionmaker() as session, session.begin():
+        connection = await conns.lock(session, claim.connection_id)
+        if connection is None:
+            return RefreshOutcome(RefreshResult.GONE)
+        if connection.refresh_claimed_until == claim.until:
+            connection.refresh_claimed_until = None
+        if isinstance(answer, TokenGrant):
+            store_grant(res.keyring, connection, answer)
+            TOKEN_REFRESHES.labels(result=RefreshResult.REFRESHED).inc()
+            return RefreshOutcome(
+                RefreshResult.REFRESHED,
+                connection.access_token_expires_at,
+                bearer=answer.access_token,
+            )
+        if not isinstance(answer, DatadogRejected):
+            return _defer(connection, "unavailable", answer.description)
+        if answer.error == "invalid_client" or answer.status == 401:
+            return _client_refused(connection, claim.site, answer)
+        return _grant_gone(session, connection, answer)
 
 
 def _client_refused(connection: Connection, site: Site, exc: DatadogRejected) -> RefreshOutcome:

@@ -94,6 +94,8 @@ class Connection(Base):
     """Consecutive refresh attempts Datadog could not answer (walks the retry schedule)."""
     refresh_retry_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
     """No refresh before this (after a failed attempt); None: refresh when due."""
+    refresh_claimed_until: Mapped[datetime | None] = mapped_column(TIMESTAMP)
+    """A process is calling the token endpoint for this connection until then."""
     created_at: Mapped[datetime] = mapped_column(
         TIMESTAMP, default=utcnow, server_default=func.now()
     )

@@ -9,6 +9,7 @@ imported.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = os.environ.get("DDBRIDGE_QUEUE_NAME", "ddbridge")
 
 FLOW_RETENTION = timedelta(days=1)
+TOKEN_CALLS_PER_WORKER = 4
+"""Refresh jobs one worker runs at once; the rest of its `max_jobs` stay free for delivery."""
+BUSY_RETRY = timedelta(seconds=2)
 
 
 def resources(ctx: dict[str, Any]) -> Resources:
@@ -47,6 +51,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["stack"] = stack
     settings = Settings()
     ctx["resources"] = await stack.enter_async_context(open_resources(settings))
+    ctx["token_calls"] = asyncio.Semaphore(TOKEN_CALLS_PER_WORKER)
     if settings.worker_metrics_port is not None:
         start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
 
@@ -64,10 +69,15 @@ async def refresh_connection(ctx: dict[str, Any], connection_id: str) -> str:
     res = resources(ctx)
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
     connection = uuid.UUID(connection_id)
+    token_calls: asyncio.Semaphore = ctx["token_calls"]
+    if token_calls.locked():  # a slow token endpoint must not take the slots delivery needs
+        await jobs.ring_refresh(res.redis, connection, utcnow() + BUSY_RETRY)
+        return "busy"
     try:
-        outcome = await credentials.refresh(
-            res, connection, margin=margin * (1 + jobs.REFRESH_JITTER)
-        )
+        async with token_calls:
+            outcome = await credentials.refresh(
+                res, connection, margin=margin * (1 + jobs.REFRESH_JITTER)
+            )
     except credentials.SecretUnreadable:
         return "unreadable"  # shown on the connection; the reconciler tries again each minute
     if outcome.result is RefreshResult.DEFERRED and outcome.retry_at is not None:

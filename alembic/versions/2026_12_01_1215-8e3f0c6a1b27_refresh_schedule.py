@@ -1,4 +1,4 @@
-"""Token refresh retries live in PostgreSQL: the failure count and when to try next.
+"""Token refreshes live in PostgreSQL: the failure count, when to try next, and who is calling.
 
 Revision ID: 8e3f0c6a1b27
 Revises: 5c1a7e2b9d40
@@ -24,8 +24,13 @@ def upgrade() -> None:
     op.add_column(
         "connections", sa.Column("refresh_retry_at", sa.DateTime(timezone=True), nullable=True)
     )
+    op.add_column(
+        "connections",
+        sa.Column("refresh_claimed_until", sa.DateTime(timezone=True), nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("connections", "refresh_claimed_until")
     op.drop_column("connections", "refresh_retry_at")
     op.drop_column("connections", "refresh_failures")

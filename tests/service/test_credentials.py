@@ -398,3 +398,34 @@ async def test_invalid_grant_then_reconnect_restores_the_same_connection_and_its
     assert len(await stack.wait_received(dd_oid, "incidents", 1)) == 1
     [again] = await stack.connections(account_id)
     assert (again["id"], again["status"]) == (connection_id, "active")
+
+
+async def test_a_hung_token_endpoint_does_not_hold_up_other_connections(
+    stack: Stack, account_id: str
+) -> None:
+    hung_site = "us5.datadoghq.com"
+    hung = [(await stack.connected(f"{account_id}-{n}", hung_site))[0] for n in range(12)]
+    healthy_id, healthy_oid = await stack.connected(account_id)
+    await _fault(stack, host=f"api.{hung_site}", path="/oauth2/v1/token", delay_seconds=8, count=40)
+    for connection_id in hung:
+        await _make_due(stack, connection_id)
+
+    async def token_calls_hanging() -> int | None:
+        calls = await _token_calls(stack, host=f"api.{hung_site}")
+        hanging = sum(call["status"] is None for call in calls)
+        return hanging if hanging >= 4 else None
+
+    await _eventually(token_calls_hanging)
+    sent = await stack.send(healthy_id, "logs", payloads.logs(5))
+    read = await stack.api.get(f"/internal/v1/connections/{healthy_id}/monitors")
+    delivered = await stack.wait_received(healthy_oid, "logs", 5, deadline_seconds=5)
+    still_hanging = sum(
+        c["status"] is None for c in await _token_calls(stack, host=f"api.{hung_site}")
+    )
+
+    assert sent.status_code == 202
+    assert read.status_code == 200, read.text
+    assert len(delivered) == 5, "delivered while the other site's token calls hang"
+    assert still_hanging >= 1
+    for connection_id in hung:
+        assert (await _connection(stack, connection_id))["status"] == "active"
