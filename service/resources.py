@@ -14,6 +14,7 @@ import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.budget import ByteBudget
 from service.crypto import KeyRing
 from service.datadog.client import DatadogClient, DatadogUrls
 from service.db import create_engine, create_sessionmaker
@@ -31,6 +32,8 @@ class Resources:
     webhooks: httpx.AsyncClient
     keyring: KeyRing
     sites: SiteRegistry
+    bodies: ByteBudget
+    """Bytes of internal API bodies this process reads and handles at once."""
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -70,6 +73,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 webhooks=webhooks,
                 keyring=keyring,
                 sites=sites,
+                bodies=ByteBudget(settings.body_budget_bytes),
             )
     finally:
         await redis.aclose()
