@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
 from service.api.deps import get_resources
@@ -32,6 +33,13 @@ PREFIX = "/internal/v1"
 class BodyTooLarge(ServiceError):
     status_code = 413
     code = "body_too_large"
+
+
+class BodyIncomplete(ServiceError):
+    """The client closed the connection mid-body (nobody reads this answer)."""
+
+    status_code = 400
+    code = "body_incomplete"
 
 
 class Busy(ServiceError):
@@ -62,11 +70,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing (413) past `limit` bytes before reading more."""
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise BodyTooLarge(f"the body is over the limit of {limit} bytes", limit=limit)
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise BodyTooLarge(f"the body is over the limit of {limit} bytes", limit=limit)
+            parts.append(part)
+    except ClientDisconnect:
+        raise BodyIncomplete("the client went away before sending the whole body") from None
     return b"".join(parts)
 
 
