@@ -132,8 +132,12 @@ def internal_router(tag: str, route_class: type[InternalRoute] = InternalRoute) 
 
 
 def _declared_length(request: Request) -> int | None:
-    declared = request.headers.get("content-length")
-    return int(declared) if declared is not None and declared.isdigit() else None
+    """The body's size as the head declares it (none declared: no body); None when it is
+    chunked, so known only once read."""
+    if "transfer-encoding" in request.headers:
+        return None
+    declared = request.headers.get("content-length", "0")
+    return int(declared) if declared.isdigit() else None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
