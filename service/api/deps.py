@@ -1,5 +1,8 @@
-"""Dependencies named once: `ResourcesDep` and `SessionDep` (the internal token is not one:
-see `service.api.guard`)."""
+"""Dependencies named once: `ResourcesDep` and `SessionDep`.
+
+The internal token is not a dependency: FastAPI reads a body before dependencies run, so
+`service.api.guard` checks it first.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """Accepting a send: validate, check the connection and its backlog, commit to the outbox.
 
 A 202 means the items are committed in PostgreSQL. The whole send is one transaction: the
-idempotency key, every outbox row, or nothing. Redis is rung only after the commit; if it is
-down, the worker's reconciler finds the rows anyway.
+idempotency key, every outbox row, or nothing. A connection's sends take turns (an advisory
+lock) from the backlog check to the commit, so its cap holds however many arrive at once.
+Redis is rung only after the commit; if it is down, the worker's reconciler finds the rows
+anyway.
 """
 
 from __future__ import annotations
@@ -135,7 +137,6 @@ async def accept(
     key = None
     if idempotency_key is not None:
         key = _Key(signal, idempotency_key, hashlib.sha256(body).digest())
-    if key is not None:
         first = await _first_answer(session, connection_id, key)
         if first is not None:
             return first
