@@ -71,6 +71,9 @@ def embedded_services(data_dir: Path) -> Iterator[None]:
         yield
 
 
+MAX_HEADER_BYTES = 64 * 1024
+"""Request line and headers the API reads before answering 400 (h11's limit)."""
+
 DataDirOption = Annotated[Path, typer.Option(help="Where embedded services keep their data.")]
 
 
@@ -91,6 +94,10 @@ def api(
             access_log=False,
             log_config=None,
             proxy_headers=True,
+            # h11, not httptools: it bounds the request line and headers (httptools reads
+            # headers of any size into memory).
+            http="h11",
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         )
 
 

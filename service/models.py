@@ -234,15 +234,21 @@ class DeadLetter(Base):
 
 
 class IdempotencyKey(Base):
-    """The first answer to a send with an `Idempotency-Key`, kept 24 hours."""
+    """The first answer to a send with an `Idempotency-Key`, kept 24 hours.
+
+    A key belongs to one (connection, signal); `body_sha256` is the digest of the body it was
+    first used with, so a reuse with another body is refused rather than answered (None only
+    for keys stored before digests were, which expire within 24 hours of that migration).
+    """
 
     __tablename__ = "idempotency_keys"
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
     )
+    signal: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    signal: Mapped[str] = mapped_column(String(32))
+    body_sha256: Mapped[bytes | None] = mapped_column(LargeBinary)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(
         TIMESTAMP, default=utcnow, server_default=func.now(), index=True

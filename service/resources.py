@@ -14,6 +14,7 @@ import httpx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.budget import ByteBudget
 from service.clients import ClientBook
 from service.crypto import KeyRing
 from service.datadog.client import DatadogClient, DatadogUrls
@@ -33,6 +34,8 @@ class Resources:
     keyring: KeyRing
     sites: SiteRegistry
     clients: ClientBook
+    bodies: ByteBudget
+    """Bytes of internal API bodies this process reads and handles at once."""
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -73,6 +76,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 keyring=keyring,
                 sites=sites,
                 clients=ClientBook(settings),
+                bodies=ByteBudget(settings.body_budget_bytes),
             )
     finally:
         await redis.aclose()

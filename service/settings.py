@@ -90,6 +90,14 @@ class Settings(KeyRingSettings):
     datadog_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Largest send body the internal API reads; larger ones get 413."""
+    max_json_body_bytes: int = Field(default=64 * 1024, gt=0)
+    """Largest body of the other internal routes (authorizations, replay); larger get 413."""
+    body_budget_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Bytes of internal API bodies one API process reads and handles at once (declared
+    sizes, or the route's limit when not declared); the rest wait their turn. This, not the
+    number of concurrent sends, bounds the memory sends take (see the README)."""
+    body_wait_seconds: float = Field(default=30.0, gt=0)
+    """How long a body waits for room in `body_budget_bytes` before 503 with Retry-After."""
     backlog_cap_items: int = Field(default=1_000_000, gt=0)
     """Items one connection may have waiting; past it, sends get 429 with Retry-After."""
     backlog_retry_after_seconds: int = Field(default=5, gt=0)

@@ -2,7 +2,7 @@
 connection per org (disconnected ones stay as history, so another account may connect it anew).
 
 Revision ID: 5c1a7e2b9d40
-Revises: bd7366188762
+Revises: 5e1f0c2a9d4b
 Create Date: 2026-12-01 11:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c1a7e2b9d40"
-down_revision: str | None = "bd7366188762"
+down_revision: str | None = "5e1f0c2a9d4b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

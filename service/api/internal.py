@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from service import connections as conns
 from service import credentials, deliveries, onboarding
-from service.api.deps import Internal, ResourcesDep, SessionDep
+from service.api.deps import ResourcesDep, SessionDep
+from service.api.guard import internal_router
 from service.api.schemas import (
     AuthorizationOut,
     AuthorizationRequest,
@@ -27,7 +28,7 @@ from service.signals import Signal
 from service.sites import UnknownSiteError
 from service.verify import verify
 
-router = APIRouter(prefix="/internal/v1", dependencies=[Internal], tags=["internal"])
+router = internal_router("internal")
 
 
 @router.post("/authorizations", status_code=201)

@@ -5,36 +5,35 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
-from service.api.deps import Internal, ResourcesDep, SessionDep
-from service.errors import ServiceError
-from service.intake.accept import accept
+from service.api.deps import ResourcesDep, SessionDep
+from service.api.guard import InternalRoute, internal_router
+from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
+from service.settings import Settings
 from service.signals import Signal
 
-router = APIRouter(prefix="/internal/v1", dependencies=[Internal], tags=["sends"])
+
+class SendRoute(InternalRoute):
+    """A send: its body may be as large as `DDBRIDGE_MAX_BODY_BYTES`."""
+
+    def body_limit(self, settings: Settings) -> int:
+        return settings.max_body_bytes
 
 
-class BodyTooLarge(ServiceError):
-    status_code = 413
-    code = "body_too_large"
+router = internal_router("sends", SendRoute)
 
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) past `limit` bytes before reading more."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body is {declared} bytes; the limit is {limit}", limit=limit)
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise BodyTooLarge(f"the body is over the limit of {limit} bytes", limit=limit)
-    return bytes(body)
-
-
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        description="Makes the send safe to repeat: the same key, signal and body for the "
+        "same connection within 24 hours returns the first answer and stores nothing new.",
+    ),
+]
 
 
 def _route(signal: Signal) -> None:
@@ -45,7 +44,7 @@ def _route(signal: Signal) -> None:
         session: SessionDep,
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
-        body = await read_body(request, res.settings.max_body_bytes)
+        body = await request.body()  # read by `SendRoute` within its limit and the budget
         answer: dict[str, Any] = await accept(
             res, session, connection_id, signal, body, idempotency_key
         )

@@ -1,12 +1,15 @@
 """Accepting a send: validate, check the connection and its backlog, commit to the outbox.
 
 A 202 means the items are committed in PostgreSQL. The whole send is one transaction: the
-idempotency key, every outbox row, or nothing. Redis is rung only after the commit; if it is
-down, the worker's reconciler finds the rows anyway.
+idempotency key, every outbox row, or nothing. A connection's sends take turns (an advisory
+lock) from the backlog check to the commit, so its cap holds however many arrive at once.
+Redis is rung only after the commit; if it is down, the worker's reconciler finds the rows
+anyway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -33,6 +36,12 @@ from service.signals import SPECS, Signal, SignalSpec
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+class IdempotencyKeyReused(ServiceError):
+    status_code = 422
+    code = "idempotency_key_reused"
 
 
 class BacklogFull(ServiceError):
@@ -96,28 +105,30 @@ async def accept(
     """Commit a send to the outbox and return the answer `{"accepted", "batch_id"}`.
 
     Raises `InvalidBodyError` (422), `NotFound` (404), `NotDeliverable` (409),
-    `MissingScope` (403) or
-    `BacklogFull` (429); nothing is stored then. A repeated idempotency key returns the
-    first answer and stores nothing.
+    `MissingScope` (403), `IdempotencyKeyReused` (422) or `BacklogFull` (429); nothing is
+    stored then. A key repeated with the same signal and body returns the first answer and
+    stores nothing.
     """
     connection = await conns.get_connection(session, connection_id)
+    key = None
     if idempotency_key is not None:
-        first = await _first_answer(session, connection_id, idempotency_key)
+        key = _Key(signal, idempotency_key, hashlib.sha256(body).digest())
+        first = await _first_answer(session, connection_id, key)
         if first is not None:
             return first
     # Refusals that need no parsing come first: a revoked org's sends stay cheap.
     check_deliverable(connection, signal, res.sites.by_domain(connection.domain))
-    pending = await _pending(session, connection_id)
-    _check_backlog(res, pending, 1)
+    _check_backlog(res, await _pending(session, connection_id), 1)
     items = parse(signal, body, time.time())
-    _check_backlog(res, pending, len(items.documents))
+    # One send at a time per connection from here to the commit, so the cap holds whatever
+    # the concurrency: each sees the backlog the previous one committed.
+    await session.execute(select(func.pg_advisory_xact_lock(_backlog_lock(connection_id))))
+    _check_backlog(res, await _pending(session, connection_id), len(items.documents))
     batch_id = uuid.uuid4()
     answer: dict[str, Any] = {"accepted": items.units, "batch_id": str(batch_id)}
-    if idempotency_key is not None and not await _claim_key(
-        session, connection_id, idempotency_key, signal, answer
-    ):
+    if key is not None and not await _claim_key(session, connection_id, key, answer):
         await session.rollback()
-        first = await _first_answer(session, connection_id, idempotency_key)
+        first = await _first_answer(session, connection_id, key)
         assert first is not None
         return first
     rows = [
@@ -165,31 +176,51 @@ def _check_backlog(res: Resources, pending: int, adding: int) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """An `Idempotency-Key` as stored: per signal, with the digest of the body it came with."""
+
+    signal: Signal
+    value: str
+    body_sha256: bytes
+
+
 async def _first_answer(
-    session: AsyncSession, connection_id: uuid.UUID, key: str
+    session: AsyncSession, connection_id: uuid.UUID, key: _Key
 ) -> dict[str, Any] | None:
-    stored = await session.get(IdempotencyKey, (connection_id, key))
+    """The answer stored for the key within the window (None if none); raises
+    `IdempotencyKeyReused` if it came with another body."""
+    stored = await session.get(IdempotencyKey, (connection_id, key.signal.value, key.value))
     if stored is None or stored.created_at < datetime.now(UTC) - IDEMPOTENCY_WINDOW:
         return None
+    if stored.body_sha256 not in (None, key.body_sha256):
+        raise IdempotencyKeyReused(
+            f"this Idempotency-Key was used for another {key.signal.value} body on this "
+            "connection in the last 24 hours; a new send needs a new key; nothing was accepted"
+        )
     return stored.response
 
 
 async def _claim_key(
-    session: AsyncSession,
-    connection_id: uuid.UUID,
-    key: str,
-    signal: Signal,
-    answer: dict[str, Any],
+    session: AsyncSession, connection_id: uuid.UUID, key: _Key, answer: dict[str, Any]
 ) -> bool:
     """Insert the key with our answer; False if another send holds it (it committed first)."""
     statement = pg_insert(IdempotencyKey).values(
-        connection_id=connection_id, key=key, signal=signal.value, response=answer
+        connection_id=connection_id,
+        signal=key.signal.value,
+        key=key.value,
+        body_sha256=key.body_sha256,
+        response=answer,
     )
     claimed = await session.execute(
         statement.on_conflict_do_update(
-            index_elements=[IdempotencyKey.connection_id, IdempotencyKey.key],
+            index_elements=[
+                IdempotencyKey.connection_id,
+                IdempotencyKey.signal,
+                IdempotencyKey.key,
+            ],
             set_={
-                "signal": statement.excluded.signal,
+                "body_sha256": statement.excluded.body_sha256,
                 "response": statement.excluded.response,
                 "created_at": func.now(),
             },
@@ -197,3 +228,9 @@ async def _claim_key(
         ).returning(IdempotencyKey.key)
     )
     return claimed.first() is not None
+
+
+def _backlog_lock(connection_id: uuid.UUID) -> int:
+    """The advisory lock id of a connection's backlog: a signed 64-bit number from its id
+    (another lock sharing it would only wait its turn)."""
+    return int.from_bytes(connection_id.bytes[:8], "big", signed=True)
