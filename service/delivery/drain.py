@@ -51,6 +51,9 @@ RETRY_DELAYS = [1, 2, 5, 15, 60, 300]
 """Seconds to wait after the 1st, 2nd, ... consecutive transient failure (then the last)."""
 NOT_FOUND_HOLD_AFTER = 5
 """Consecutive 404s (wrong host) after which the partition is held for an hour."""
+UNCLEAR_LOOKUP_DELAY = 5.0
+"""Seconds before looking up an incident whose send had an unclear outcome: Datadog may
+still be creating it after the client gave up."""
 ROWS_PER_ROUND = 64
 ROUND_BYTES = 2 * 1024 * 1024
 """Items one round holds in memory: with `max_jobs`, what bounds a worker's RSS."""
@@ -280,15 +283,16 @@ class _Drainer:
         except GrantGone as exc:
             raise _Held from exc
         except DatadogUnavailable as exc:
-            if self.signal is Signal.INCIDENTS and exc.status not in (404, 429):
+            unclear = self.signal is Signal.INCIDENTS and exc.status not in (404, 429)
+            if unclear:
                 await self.store.mark_unclear(list(rows))
-            self._transient(exc)
+            self._transient(exc, at_least=UNCLEAR_LOOKUP_DELAY if unclear else 0)
 
-    def _transient(self, exc: DatadogUnavailable) -> NoReturn:
+    def _transient(self, exc: DatadogUnavailable, at_least: float = 0) -> NoReturn:
         cause = str(exc.status or "transport")
         RETRIED.labels(**self.labels, cause=cause).inc()
         reset = exc.retry_after if exc.status == 429 else None
-        delay = backoff(self.failures, reset)
+        delay = max(backoff(self.failures, reset), at_least)
         if exc.status == 404 and self.failures + 1 >= NOT_FOUND_HOLD_AFTER:
             delay = 3600.0
         raise _Pause(utcnow() + timedelta(seconds=delay), exc.description)
