@@ -20,8 +20,8 @@ from fastapi import Depends, Header, Request
 
 from fakedatadog.errors import ApiError
 from fakedatadog.hosts import Host, HostKind, classify
+from fakedatadog.sites import Site
 from fakedatadog.state import AccessToken, ApiKey, EmulatorState
-from service.sites import Site
 
 
 def get_state(request: Request) -> EmulatorState:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fakedatadog.intake.store import IntakeLog
-from service.sites import Site, SiteRegistry
+from fakedatadog.sites import Site, SiteRegistry
 
 
 @dataclass(frozen=True, slots=True)

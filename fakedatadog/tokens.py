@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fakedatadog.errors import OAuthError, invalid_client
+from fakedatadog.sites import Site
 from fakedatadog.state import AccessToken, Client, EmulatorState, Grant, RefreshToken
-from service.sites import Site
 
 _INVALID_CODE = "Invalid code or code verifier"
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 4.1
