@@ -110,7 +110,14 @@ def service_checks(count: int = 2) -> list[dict[str, Any]]:
 
 def incident(title: str = "Checkout is down") -> dict[str, Any]:
     return {
-        "data": {"type": "incidents", "attributes": {"title": title, "customer_impacted": True}}
+        "data": {
+            "type": "incidents",
+            "attributes": {
+                "title": title,
+                "customer_impacted": True,
+                "customer_impact_scope": "Checkout fails for every customer",
+            },
+        }
     }
 
 
