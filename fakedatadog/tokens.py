@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fakedatadog.errors import OAuthError, invalid_client
+from fakedatadog.params import FORM, JSON
 from fakedatadog.sites import Site
 from fakedatadog.state import AccessToken, Client, EmulatorState, Grant, RefreshToken
 
@@ -33,8 +34,16 @@ def authenticate(state: EmulatorState, site: Site, params: Mapping[str, str]) ->
     return client
 
 
-def grant_tokens(state: EmulatorState, site: Site, params: Mapping[str, str]) -> dict[str, Any]:
-    """Handle one token request: authenticate the client, then run its `grant_type`."""
+def grant_tokens(
+    state: EmulatorState, site: Site, media_type: str, params: Mapping[str, str]
+) -> dict[str, Any]:
+    """Handle one token request: authenticate the client, then run its `grant_type`.
+
+    A body that is neither form-encoded nor JSON (`media_type`) cannot carry a code: Datadog
+    answers it with its "Invalid code or code verifier" 400 before looking at the client.
+    """
+    if media_type not in (FORM, JSON):
+        raise OAuthError("invalid_request", _INVALID_CODE)
     client = authenticate(state, site, params)
     grant_type = _require(params, "grant_type")
     if grant_type == "authorization_code":

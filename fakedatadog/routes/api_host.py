@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fakedatadog.api_keys import create_marketplace_key
 from fakedatadog.deps import ApiSite, BearerToken, DdApiKey, Emulator, api_site
-from fakedatadog.params import request_params
+from fakedatadog.params import media_type_of, request_params
 from fakedatadog.tokens import grant_tokens, revoke
 
 router = APIRouter(dependencies=[Depends(api_site)])
@@ -20,7 +20,8 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 @router.post("/{host}/oauth2/v1/token")
 async def token(request: Request, site: ApiSite, state: Emulator) -> JSONResponse:
     """Exchange a code or a refresh token; form-encoded or JSON body."""
-    answer = grant_tokens(state, site, await request_params(request))
+    media_type = media_type_of(request.headers.get("content-type"))
+    answer = grant_tokens(state, site, media_type, await request_params(request))
     return JSONResponse(answer, headers=_NO_STORE)
 
 
