@@ -32,6 +32,7 @@ def create_app(extra_domains: Sequence[str] = (), *, bench: bool = False) -> Fas
         intake.api_router,
         intake.logs_router,
         intake.trace_router,
+        intake.otlp_router,
     )
     for router in routers:
         app.include_router(router)

@@ -91,6 +91,22 @@ RULES: dict[Signal, Rules] = {
         validate=otlp.validate_traces,
         count=otlp.count_traces,
     ),
+    # The OTLP metrics and logs intake (`otlp.<domain>`): no documented size limit; the logs
+    # intake's 5 MB uncompressed is assumed (see the README's list of guesses).
+    "otlp_metrics": Rules(
+        encodings={GZIP},
+        max_wire=None,
+        max_decoded=5_000_000,
+        validate=otlp.validate_metrics,
+        count=otlp.count_metrics,
+    ),
+    "otlp_logs": Rules(
+        encodings={GZIP},
+        max_wire=None,
+        max_decoded=5_000_000,
+        validate=otlp.validate_logs,
+        count=otlp.count_logs,
+    ),
 }
 
 

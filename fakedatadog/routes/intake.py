@@ -1,4 +1,4 @@
-"""Intake routes on the api, logs and trace hosts, plus the monitor listing.
+"""Intake routes on the api, logs, trace and OTLP hosts, plus the monitor listing.
 
 Each route names its host kind (another kind is 404) and its credential: `DD-API-KEY` of an
 org on the host's site (else 403 `{"errors": ["Forbidden"]}`), or a Bearer token (401) with
@@ -24,6 +24,7 @@ from fakedatadog.state import AccessToken, EmulatorState, Org
 api_router = APIRouter(dependencies=[Depends(api_site)])
 logs_router = APIRouter(dependencies=[Depends(site_of(HostKind.LOGS))])
 trace_router = APIRouter(dependencies=[Depends(site_of(HostKind.TRACE))])
+otlp_router = APIRouter(dependencies=[Depends(site_of(HostKind.OTLP))])
 
 
 def _scope(name: str) -> Any:
@@ -118,6 +119,22 @@ async def export_traces(request: Request, key: DdApiKey, state: Emulator) -> dic
     """OTLP/HTTP ExportTraceServiceRequest (JSON); 200 with an empty ExportTraceServiceResponse
     (no `partialSuccess`: every span was accepted)."""
     await _receive(request, state, "traces", key.org)
+    return {}
+
+
+@otlp_router.post("/{host}/v1/metrics")
+async def export_metrics(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    """OTLP/HTTP ExportMetricsServiceRequest (JSON) on `otlp.<domain>`; 200 with an empty
+    ExportMetricsServiceResponse."""
+    await _receive(request, state, "otlp_metrics", key.org)
+    return {}
+
+
+@otlp_router.post("/{host}/v1/logs")
+async def export_logs(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    """OTLP/HTTP ExportLogsServiceRequest (JSON) on `otlp.<domain>`; 200 with an empty
+    ExportLogsServiceResponse."""
+    await _receive(request, state, "otlp_logs", key.org)
     return {}
 
 

@@ -20,7 +20,10 @@ ROUTES = {
     "service_checks": ("api", "/api/v1/check_run"),
     "incidents": ("api", "/api/v2/incidents"),
     "traces": ("trace.agent", "/v1/traces"),
+    "otlp_metrics": ("otlp", "/v1/metrics"),
+    "otlp_logs": ("otlp", "/v1/logs"),
 }
+OTLP_SIGNALS = ("traces", "otlp_metrics", "otlp_logs")
 
 
 def url(signal: str, domain: str) -> str:
@@ -149,6 +152,35 @@ def traces(spans: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     }
 
 
+def otlp_metrics(names: tuple[str, ...] = ("partner.requests", "partner.errors")) -> dict[str, Any]:
+    stamp = str(time.time_ns())
+    metrics = [
+        {
+            "name": name,
+            "sum": {
+                "aggregationTemporality": 1,
+                "isMonotonic": True,
+                "dataPoints": [{"asInt": "3", "timeUnixNano": stamp}],
+            },
+        }
+        for name in names
+    ]
+    return {"resourceMetrics": [{"scopeMetrics": [{"scope": {"name": "p"}, "metrics": metrics}]}]}
+
+
+def otlp_logs(count: int = 2) -> dict[str, Any]:
+    records = [
+        {
+            "timeUnixNano": str(time.time_ns()),
+            "severityNumber": 9,
+            "severityText": "INFO",
+            "body": {"stringValue": f"hello {i}"},
+        }
+        for i in range(count)
+    ]
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+
+
 async def submit(
     emu: Emu,
     tenant: Tenant,
@@ -165,7 +197,7 @@ async def submit(
     sent = {"Content-Type": "application/json"}
     if signal == "incidents":
         sent["Authorization"] = f"Bearer {tenant.access_token}"
-    elif signal == "traces":
+    elif signal in OTLP_SIGNALS:
         sent["dd-api-key"] = tenant.api_key
     else:
         sent["DD-API-KEY"] = tenant.api_key

@@ -10,6 +10,7 @@ import pytest
 from tests.fakedatadog import intake_payloads as p
 from tests.fakedatadog.helpers import Emu, Tenant
 
+KEYED_SIGNALS = ["metrics", "logs", "events", "service_checks", *p.OTLP_SIGNALS]
 DOMAIN = "datadoghq.eu"
 FORBIDDEN = {"errors": ["Forbidden"]}
 
@@ -111,6 +112,50 @@ async def test_otlp_json_traces_accepted(emu: Emu, tenant: Tenant, encoding: str
     assert items[0]["host"] == f"trace.agent.{DOMAIN}"
 
 
+async def test_otlp_json_metrics_and_logs_accepted_on_the_otlp_host(
+    emu: Emu, tenant: Tenant
+) -> None:
+    metrics = await p.submit(emu, tenant, "otlp_metrics", p.otlp_metrics(), encoding="gzip")
+    logs = await p.submit(emu, tenant, "otlp_logs", p.otlp_logs(3))
+
+    assert [(a.status_code, a.json()) for a in (metrics, logs)] == [(200, {}), (200, {})]
+    stored = (await emu.intake(tenant.dd_oid, "otlp_metrics"))["items"]
+    assert [i["item"]["metric"]["name"] for i in stored] == ["partner.requests", "partner.errors"]
+    assert stored[0]["host"] == f"otlp.{DOMAIN}"
+    lines = (await emu.intake(tenant.dd_oid, "otlp_logs"))["items"]
+    assert [i["item"]["logRecord"]["body"]["stringValue"] for i in lines] == [
+        "hello 0",
+        "hello 1",
+        "hello 2",
+    ]
+
+
+async def test_host_names_are_case_insensitive(emu: Emu, tenant: Tenant) -> None:
+    shouting = DOMAIN.upper()
+    headers = {"DD-API-KEY": tenant.api_key, "Content-Type": "application/json"}
+
+    answer = await emu.http.post(
+        f"/API.{shouting}/api/v2/series", content=p.dumps(p.series()), headers=headers
+    )
+    validate = await emu.http.get(f"/Api.{shouting}/api/v1/validate", headers=headers)
+
+    assert (answer.status_code, validate.status_code) == (202, 200)
+    recorded = await emu.requests()
+    assert {r["host"] for r in recorded[-2:]} == {f"api.{DOMAIN}"}
+
+
+@pytest.mark.parametrize("signal", p.OTLP_SIGNALS)
+async def test_fed_sites_have_no_agentless_otlp_hosts(emu: Emu, signal: str) -> None:
+    """Datadog lists neither `trace.agent.` nor `otlp.` hosts for US1-FED and US2-FED."""
+    tenant = await emu.tenant("ddog-gov.com")
+    document = {"traces": p.traces(), "otlp_metrics": p.otlp_metrics()}.get(signal, p.otlp_logs())
+
+    answer = await p.submit(emu, tenant, signal, document)
+
+    assert answer.status_code == 421
+    assert f"unknown host '{p.ROUTES[signal][0]}.ddog-gov.com'" in answer.json()["errors"][0]
+
+
 async def test_otlp_protobuf_is_unsupported(emu: Emu, tenant: Tenant) -> None:
     headers = {"Content-Type": "application/x-protobuf"}
     answer = await p.submit(emu, tenant, "traces", raw=b"\x0a\x00", headers=headers)
@@ -178,6 +223,9 @@ async def test_unknown_monitor_type_is_refused(emu: Emu, tenant: Tenant) -> None
         ("service_checks", f"trace.agent.{DOMAIN}"),
         ("incidents", f"http-intake.logs.{DOMAIN}"),
         ("traces", f"api.{DOMAIN}"),
+        ("traces", f"otlp.{DOMAIN}"),
+        ("otlp_metrics", f"trace.agent.{DOMAIN}"),
+        ("otlp_logs", f"http-intake.logs.{DOMAIN}"),
         ("metrics", "app.datadoghq.eu"),
     ],
 )
@@ -191,13 +239,13 @@ async def test_wrong_kind_of_host_is_not_found(
     assert (answer.status_code, answer.json()) == (404, {"errors": ["Not Found"]})
 
 
-@pytest.mark.parametrize("signal", ["metrics", "logs", "events", "service_checks", "traces"])
+@pytest.mark.parametrize("signal", KEYED_SIGNALS)
 async def test_api_key_of_another_site_is_forbidden(emu: Emu, tenant: Tenant, signal: str) -> None:
     answer = await p.submit(emu, tenant, signal, {}, domain="datadoghq.com")
     assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
 
 
-@pytest.mark.parametrize("signal", ["metrics", "logs", "events", "service_checks", "traces"])
+@pytest.mark.parametrize("signal", KEYED_SIGNALS)
 async def test_missing_unknown_and_revoked_keys_are_forbidden(
     emu: Emu, tenant: Tenant, signal: str
 ) -> None:
