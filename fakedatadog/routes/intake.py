@@ -1,20 +1,23 @@
 """Intake routes on the api, logs, trace and OTLP hosts, plus the monitor listing.
 
 Each route names its host kind (another kind is 404) and its credential: `DD-API-KEY` of an
-org on the host's site (else 403 `{"errors": ["Forbidden"]}`), or a Bearer token (401) with
-the route's scope (else 403). The body rules live in `fakedatadog.intake.signals`.
+org on the host's site (else 403 `{"errors": ["Forbidden"]}`), or a Bearer token (none: 401;
+not accepted: 403) with the route's scope (else 403). The body rules live in
+`fakedatadog.intake.signals`. On the logs intake host every error has the HTTPLogErrors shape.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 
-from fakedatadog.deps import BearerToken, DdApiKey, Emulator, api_site, site_of
-from fakedatadog.errors import ApiError
-from fakedatadog.hosts import HostKind
+from fakedatadog.deps import BearerToken, DdApiKey, Emulator, api_site, get_state, site_of
+from fakedatadog.errors import ApiError, LogsIntakeError
+from fakedatadog.hosts import HostKind, classify
 from fakedatadog.intake.answers import event_answer, incident_answer
 from fakedatadog.intake.signals import Submission, receive
 from fakedatadog.intake.store import Signal
@@ -22,7 +25,28 @@ from fakedatadog.monitors import org_monitors
 from fakedatadog.state import AccessToken, EmulatorState, Org
 
 api_router = APIRouter(dependencies=[Depends(api_site)])
-logs_router = APIRouter(dependencies=[Depends(site_of(HostKind.LOGS))])
+
+
+class _LogsHostRoute(APIRoute):
+    """A route whose failures, answered on a logs intake host, take that host's error shape
+    (SubmitLog answers every error as HTTPLogErrors, not as `{"errors": [message]}`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                host = classify(get_state(request), request.path_params["host"])
+                if host.kind is HostKind.LOGS:
+                    raise LogsIntakeError(exc.status, exc.message) from exc
+                raise
+
+        return answer
+
+
+logs_router = APIRouter(route_class=_LogsHostRoute, dependencies=[Depends(site_of(HostKind.LOGS))])
 trace_router = APIRouter(dependencies=[Depends(site_of(HostKind.TRACE))])
 otlp_router = APIRouter(dependencies=[Depends(site_of(HostKind.OTLP))])
 

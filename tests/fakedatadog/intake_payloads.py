@@ -6,6 +6,7 @@ import gzip
 import json
 import time
 import zlib
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -45,6 +46,21 @@ def compress(raw: bytes, encoding: str | None) -> bytes:
         return zlib.compress(raw)
     assert encoding == "zstd1"
     return zstandard.ZstdCompressor().compress(raw)
+
+
+def refusal(signal: str, status: int, message: str) -> dict[str, Any]:
+    """The error body the signal's host answers: `{"errors": [message]}`, except on the logs
+    intake, whose errors are HTTPLogErrors objects (status, title, detail)."""
+    if signal != "logs":
+        return {"errors": [message]}
+    error = {"status": str(status), "title": HTTPStatus(status).phrase, "detail": message}
+    return {"errors": [error]}
+
+
+def message(answer: httpx.Response) -> str:
+    """The first error message of an error answer, in either shape."""
+    first = answer.json()["errors"][0]
+    return str(first["detail"] if isinstance(first, dict) else first)
 
 
 def now() -> int:

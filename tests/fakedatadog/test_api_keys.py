@@ -6,7 +6,10 @@ import re
 from datetime import datetime
 from typing import Any
 
+from datadog_api_client.v2.model.api_key_response import APIKeyResponse
+
 from tests.fakedatadog.helpers import Emu
+from tests.fakedatadog.official import parse
 
 DOMAIN = "us5.datadoghq.com"
 UNAUTHORIZED = {"errors": ["Unauthorized"]}
@@ -33,6 +36,17 @@ async def test_key_is_created_once(emu: Emu) -> None:
     assert attributes["last4"] == attributes["key"][-4:]
     assert attributes["name"] == "OAuth Client API Key"
     assert datetime.fromisoformat(attributes["created_at"]).tzinfo is not None
+    assert attributes["modified_at"] == attributes["created_at"]
+    assert attributes["date_last_used"] is None
+    assert isinstance(attributes["category"], str)
+    assert attributes["remote_config_read_enabled"] is False
+    created_by = data["relationships"]["created_by"]["data"]
+    assert created_by["type"] == "users"
+    assert data["relationships"]["modified_by"] == {"data": created_by}
+    # The official client reads it as an APIKeyResponse with nothing left unparsed.
+    parsed = parse(created.json(), APIKeyResponse)
+    assert parsed.data.attributes.last4 == attributes["key"][-4:]
+    assert parsed.data.relationships.created_by.data.id == created_by["id"]
 
     again = await emu.create_api_key(DOMAIN, access_token)
     assert again.status_code == 409

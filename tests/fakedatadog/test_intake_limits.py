@@ -101,7 +101,7 @@ async def test_logs_entry_limit(emu: Emu, tenant: Tenant) -> None:
     assert at_limit.status_code == 202
     assert (over.status_code, over.json()) == (
         413,
-        {"errors": ["Payload too large: 1001 log entries, the limit is 1000"]},
+        p.refusal("logs", 413, "Payload too large: 1001 log entries, the limit is 1000"),
     )
     assert (await emu.counts())[tenant.dd_oid]["logs"] == {
         "requests": 1,
@@ -117,7 +117,7 @@ async def test_logs_size_limit(emu: Emu, tenant: Tenant, encoding: str | None) -
 
     assert at_limit.status_code == 202
     assert over.status_code == 413
-    assert over.json()["errors"][0].endswith("is over the limit of 5000000 bytes")
+    assert p.message(over).endswith("is over the limit of 5000000 bytes")
 
 
 async def test_a_log_over_one_megabyte_is_truncated_not_refused(emu: Emu, tenant: Tenant) -> None:
@@ -167,7 +167,7 @@ async def test_unsupported_encodings(emu: Emu, tenant: Tenant, signal: str, enco
     )
 
     assert answer.status_code == 415
-    assert answer.json()["errors"][0].startswith(f"Unsupported Content-Encoding {encoding!r}")
+    assert p.message(answer).startswith(f"Unsupported Content-Encoding {encoding!r}")
 
 
 @pytest.mark.parametrize(
@@ -258,7 +258,7 @@ async def test_malformed_json_is_a_bad_request(emu: Emu, tenant: Tenant, signal:
     answer = await p.submit(emu, tenant, signal, raw=b'{"series": [')
 
     assert answer.status_code == 400
-    assert answer.json()["errors"][0].startswith("Malformed payload: invalid JSON: ")
+    assert p.message(answer).startswith("Malformed payload: invalid JSON: ")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])

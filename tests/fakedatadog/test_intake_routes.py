@@ -242,7 +242,7 @@ async def test_wrong_kind_of_host_is_not_found(
 @pytest.mark.parametrize("signal", KEYED_SIGNALS)
 async def test_api_key_of_another_site_is_forbidden(emu: Emu, tenant: Tenant, signal: str) -> None:
     answer = await p.submit(emu, tenant, signal, {}, domain="datadoghq.com")
-    assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
+    assert (answer.status_code, answer.json()) == (403, p.refusal(signal, 403, "Forbidden"))
 
 
 @pytest.mark.parametrize("signal", KEYED_SIGNALS)
@@ -257,7 +257,7 @@ async def test_missing_unknown_and_revoked_keys_are_forbidden(
     revoked = await p.submit(emu, tenant, signal, {})
 
     for answer in (missing, unknown, revoked):
-        assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
+        assert (answer.status_code, answer.json()) == (403, p.refusal(signal, 403, "Forbidden"))
     assert await emu.counts() == {}
 
 
@@ -316,3 +316,26 @@ async def test_every_site_takes_its_own_orgs_telemetry(emu: Emu) -> None:
     assert all(c["metrics"]["items"] == 2 for c in counts.values())
     traced = {dd_oid for dd_oid, c in counts.items() if "traces" in c}
     assert len(traced) == len(domains) - len(fed)
+
+
+async def test_logs_intake_errors_are_http_log_errors(emu: Emu, tenant: Tenant) -> None:
+    """SubmitLog answers every error as HTTPLogErrors: objects with status, title and detail."""
+    refused = await p.submit(emu, tenant, "logs", [{"msg": "no message"}])
+    forbidden = await p.submit(emu, tenant, "logs", p.logs(), headers={"DD-API-KEY": "0" * 32})
+
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {
+            "errors": [
+                {
+                    "status": "400",
+                    "title": "Bad Request",
+                    "detail": "/0: missing required field 'message'",
+                }
+            ]
+        },
+    )
+    assert (forbidden.status_code, forbidden.json()) == (
+        403,
+        {"errors": [{"status": "403", "title": "Forbidden", "detail": "Forbidden"}]},
+    )

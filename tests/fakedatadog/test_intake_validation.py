@@ -221,7 +221,7 @@ async def test_invalid_bodies_are_refused_with_their_location(
 ) -> None:
     answer = await p.submit(emu, tenant, signal, document)
 
-    assert (answer.status_code, answer.json()) == (400, {"errors": [reason]})
+    assert (answer.status_code, answer.json()) == (400, p.refusal(signal, 400, reason))
     assert await emu.counts() == {}
 
 
