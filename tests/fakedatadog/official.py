@@ -8,12 +8,13 @@ from typing import Any
 
 from datadog_api_client.api_client import ApiClient
 from datadog_api_client.configuration import Configuration
-from datadog_api_client.model_utils import OpenApiModel, validate_and_convert_types
+from datadog_api_client.model_utils import OpenApiModel, data_to_dict, validate_and_convert_types
 
 # The client is untyped; these names give its functions the signatures used here.
 _convert: Callable[..., Any] = validate_and_convert_types
 _new_configuration: Callable[..., Any] = Configuration
 _new_api_client: Callable[..., Any] = ApiClient
+_data_to_dict: Callable[[Any], Any] = data_to_dict
 
 
 def parse(document: Any, model: type[OpenApiModel]) -> Any:
@@ -25,6 +26,18 @@ def parse(document: Any, model: type[OpenApiModel]) -> Any:
 
 
 def body_of(model: OpenApiModel) -> Any:
-    """The JSON body the client sends for a request model (its own serialization)."""
-    with _new_api_client(_new_configuration()) as client:
-        return client.sanitize_for_serialization(model)
+    """The JSON body the client sends for a request model: its own `data_to_dict`, as
+    `ApiClient.call_api` applies it before encoding the body."""
+    return _data_to_dict(model)
+
+
+def api_client(host: str, *, api_key: str | None = None, access_token: str | None = None) -> Any:
+    """A client sending every operation to `host` (the emulator's prefix for a Datadog host),
+    with the API key or the OAuth access token as its only credential, and no retries."""
+    configuration = _new_configuration(
+        host=host,
+        api_key={"apiKeyAuth": api_key} if api_key is not None else {},
+        access_token=access_token,
+    )
+    configuration.enable_retry = False
+    return _new_api_client(configuration)
