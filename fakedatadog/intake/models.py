@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -110,18 +111,19 @@ def _explain_simple(value: Any, model: type[ModelSimple], pointer: str) -> str |
 def _explain_object(value: Any, model: type[ModelNormal], pointer: str) -> str | None:
     if not isinstance(value, dict):
         return f"{_at(pointer)}: expected an object, got {_kind(value)}"
-    python_names = {json: py for py, json in model.attribute_map.items()}
-    for name in _required(model):
-        if model.attribute_map[name] not in value:
-            return f"{_at(pointer)}: missing required field {model.attribute_map[name]!r}"
+    shape = _shape(model)
+    for name in shape.required:
+        if name not in value:
+            return f"{_at(pointer)}: missing required field {name!r}"
     for key, item in value.items():
-        known = python_names.get(key)
-        if known is None:
+        declared = shape.properties.get(key)
+        if declared is None:
             continue
+        types, rules = declared
         where = f"{pointer}/{_escape(key)}"
-        problem = explain(item, model.openapi_types[known], where)
-        if problem is None and item is not None:
-            problem = _explain_validations(item, model.validations.get(known, {}), where)
+        problem = explain(item, types, where)
+        if problem is None and item is not None and rules:
+            problem = _explain_validations(item, rules, where)
         if problem is not None:
             return problem
     return None
@@ -265,14 +267,39 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _required(model: type[ModelNormal]) -> tuple[str, ...]:
-    """The model's required properties: its own `__init__`'s arguments without a default."""
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a ModelNormal requires of a JSON object: its required JSON names, and per JSON name
+    the declared types and `validations`."""
+
+    required: tuple[str, ...]
+    properties: dict[str, tuple[tuple[Any, ...], Mapping[str, Any]]]
+
+
+_SHAPES: dict[type[ModelNormal], _Shape] = {}
+
+
+def _shape(model: type[ModelNormal]) -> _Shape:
+    """The model's shape, read once (a walk visits the same models thousands of times)."""
+    shape = _SHAPES.get(model)
+    if shape is None:
+        shape = _SHAPES[model] = _read_shape(model)
+    return shape
+
+
+def _read_shape(model: type[ModelNormal]) -> _Shape:
+    """Required properties are the model's own `__init__`'s arguments without a default."""
     parameters = list(inspect.signature(vars(model)["__init__"]).parameters.values())[1:]
-    return tuple(
-        p.name
+    required = tuple(
+        model.attribute_map[p.name]
         for p in parameters
         if p.default is inspect.Parameter.empty and p.kind is not inspect.Parameter.VAR_KEYWORD
     )
+    properties = {
+        json: (model.openapi_types[py], model.validations.get(py, {}))
+        for py, json in model.attribute_map.items()
+    }
+    return _Shape(required, properties)
 
 
 def _at(pointer: str) -> str:
