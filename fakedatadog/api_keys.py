@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fakedatadog.errors import ApiError
 from fakedatadog.state import AccessToken, ApiKey, EmulatorState
@@ -33,9 +34,36 @@ def create_marketplace_key(state: EmulatorState, token: AccessToken) -> ApiKey:
         client_id=grant.client_id,
         name=MARKETPLACE_KEY_NAME,
         created_at=datetime.now(UTC),
+        created_by=grant.user_id,
     )
     state.api_keys[key.key] = key
     return key
+
+
+def api_key_answer(key: ApiKey) -> dict[str, Any]:
+    """The key as an APIKeyResponse (JSON:API `FullAPIKey`): every attribute the definition
+    lists, and `created_by` / `modified_by` relationships to the user who approved the grant.
+    The key was never used or edited, so `date_last_used` is null and `modified_at` its
+    creation time; `category` and `remote_config_read_enabled` are guesses (see the README)."""
+    stamp = key.created_at.isoformat()
+    user = {"data": {"type": "users", "id": key.created_by}}
+    return {
+        "data": {
+            "type": "api_keys",
+            "id": key.key_id,
+            "attributes": {
+                "category": "default",
+                "created_at": stamp,
+                "date_last_used": None,
+                "key": key.key,
+                "last4": key.key[-4:],
+                "modified_at": stamp,
+                "name": key.name,
+                "remote_config_read_enabled": False,
+            },
+            "relationships": {"created_by": user, "modified_by": user},
+        }
+    }
 
 
 def revoke_org_keys(state: EmulatorState, dd_oid: str) -> int:

@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 from fakedatadog.errors import EmulatorError, handle_emulator_error, handle_http_error
 from fakedatadog.gateway import Gateway
 from fakedatadog.routes import api_host, app_host, control, control_intake, intake
+from fakedatadog.sites import SiteRegistry
 from fakedatadog.state import EmulatorState, Settings
-from service.sites import SiteRegistry
 
 
 def create_app(extra_domains: Sequence[str] = (), *, bench: bool = False) -> FastAPI:
@@ -32,6 +32,7 @@ def create_app(extra_domains: Sequence[str] = (), *, bench: bool = False) -> Fas
         intake.api_router,
         intake.logs_router,
         intake.trace_router,
+        intake.otlp_router,
     )
     for router in routers:
         app.include_router(router)

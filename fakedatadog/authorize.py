@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from fakedatadog.errors import AuthorizePageError, EmulatorError
 from fakedatadog.hosts import Host
+from fakedatadog.sites import US1_DOMAIN
 from fakedatadog.state import AuthCode, Client, EmulatorState, Org
-from service.sites import US1_DOMAIN
 
 _PARAMS = (
     "client_id",

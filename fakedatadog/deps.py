@@ -20,8 +20,8 @@ from fastapi import Depends, Header, Request
 
 from fakedatadog.errors import ApiError
 from fakedatadog.hosts import Host, HostKind, classify
+from fakedatadog.sites import Site
 from fakedatadog.state import AccessToken, ApiKey, EmulatorState
-from service.sites import Site
 
 
 def get_state(request: Request) -> EmulatorState:
@@ -72,12 +72,16 @@ def bearer_token(
 ) -> AccessToken:
     """The usable access token in `Authorization: Bearer`, of an org on the host's site.
 
-    Anything else (none, unknown, expired, revoked, another site's org) is 401 Unauthorized.
+    No Bearer credential at all is 401 Unauthorized. A token that is invalid, expired or revoked
+    (or of another site's org, which that site does not know) is 403 `{"errors": ["Forbidden"]}`,
+    as Datadog's OAuth troubleshooting page documents.
     """
     scheme, _, token = (authorization or "").partition(" ")
-    found = state.active_access_token(token) if scheme.lower() == "bearer" else None
-    if found is None or found.grant.org.site != _request_site(state, host):
+    if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "Unauthorized")
+    found = state.active_access_token(token)
+    if found is None or found.grant.org.site != _request_site(state, host):
+        raise ApiError(403, "Forbidden")
     return found
 
 

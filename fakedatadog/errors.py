@@ -6,6 +6,7 @@ Domain code raises these and never builds HTTP responses for failures itself.
 from __future__ import annotations
 
 import abc
+from http import HTTPStatus
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -53,6 +54,21 @@ class ApiError(EmulatorError):
 
     def response(self) -> Response:
         return JSONResponse({"errors": [self.message]}, status_code=self.status)
+
+
+class LogsIntakeError(EmulatorError):
+    """An error of the logs intake host, in its own shape (HTTPLogErrors):
+    `{"errors": [{"status": "<code>", "title": "<reason phrase>", "detail": message}]}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def response(self) -> Response:
+        error = {"status": str(self.status), "title": HTTPStatus(self.status).phrase}
+        body = {"errors": [{**error, "detail": self.message}]}
+        return JSONResponse(body, status_code=self.status)
 
 
 class AuthorizePageError(EmulatorError):

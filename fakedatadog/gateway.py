@@ -113,6 +113,7 @@ def _fault_response(fault: Fault) -> Response:
 
 def _record(scope: Scope, body: bytes) -> RecordedRequest:
     host, _, rest = scope["path"].removeprefix("/").partition("/")
+    host = host.lower()  # host names are case-insensitive; faults and filters match lower case
     headers: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")

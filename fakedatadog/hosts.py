@@ -1,8 +1,10 @@
-"""Classify the host named by a request's first path segment.
+"""Classify the host named by a request's first path segment, from the emulator's site table.
 
-Plain HTTP cannot fail a TLS handshake, so a host whose certificate check would fail on the real
-Datadog (`api.<customer subdomain>`, e.g. `api.acme.datadoghq.com`) is classified as
-`TLS_MISMATCH`; the gateway answers it with status 495 and the text Node's TLS stack prints for it.
+Host names are case-insensitive (DNS names are); a `Host` keeps the name lower-cased. Plain HTTP
+cannot fail a TLS handshake, so a host whose certificate check would fail on the real Datadog
+(`api.` in front of an app host or a customer subdomain, e.g. `api.acme.datadoghq.com`) is
+classified as `TLS_MISMATCH`; the gateway answers it with status 495 and the text Node's TLS
+stack prints for it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from fakedatadog.sites import Service, Site
 from fakedatadog.state import EmulatorState, Org
-from service.sites import Site, UnknownSiteError
 
 
 class HostKind(enum.Enum):
@@ -19,8 +21,12 @@ class HostKind(enum.Enum):
     API = "api"
     LOGS = "logs"
     TRACE = "trace"
+    OTLP = "otlp"
     TLS_MISMATCH = "tls_mismatch"
     UNKNOWN = "unknown"
+
+
+_KIND_OF = {service: HostKind(service.value) for service in Service}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,34 +39,32 @@ class Host:
     org: Org | None = None
 
 
-_SERVICE_PREFIXES = {
-    "api.": HostKind.API,
-    "http-intake.logs.": HostKind.LOGS,
-    "trace.agent.": HostKind.TRACE,
-}
-
-
 def classify(state: EmulatorState, name: str) -> Host:
-    """What `name` is: a site's app host, a registered org's subdomain, a service host or neither.
+    """What `name` is: a site's host, a registered org's subdomain, a TLS mismatch or neither.
 
     A customer subdomain is an app host only once an org with that subdomain is registered.
     """
-    for site in state.registry.sites:
-        if name == site.app_host:
-            return Host(name, HostKind.APP, site)
-        for prefix, kind in _SERVICE_PREFIXES.items():
-            if name == prefix + site.domain:
-                return Host(name, kind, site)
+    name = name.lower()
+    if (found := state.registry.host(name)) is not None:
+        service, site = found
+        return Host(name, _KIND_OF[service], site)
     for org in state.orgs.values():
         if name == org.app_host:
             return Host(name, HostKind.APP, org.site, org)
     if name.startswith("api."):
-        try:
-            site, _ = state.registry.parse_site(name.removeprefix("api."))
-        except UnknownSiteError:
-            return Host(name, HostKind.UNKNOWN)
-        return Host(name, HostKind.TLS_MISMATCH, site)
+        app_site = _app_site(state, name.removeprefix("api."))
+        if app_site is not None:
+            return Host(name, HostKind.TLS_MISMATCH, app_site)
     return Host(name, HostKind.UNKNOWN)
+
+
+def _app_site(state: EmulatorState, name: str) -> Site | None:
+    """The site of `name` if it is a site's app host or has the form of a customer subdomain."""
+    found = state.registry.host(name)
+    if found is not None:
+        service, site = found
+        return site if service is Service.APP else None
+    return state.registry.customer_subdomain(name)
 
 
 def tls_mismatch_message(name: str) -> str:

@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Sequence
 
 from fakedatadog.errors import ControlError
+from fakedatadog.sites import Site, UnknownSiteError
 from fakedatadog.state import Client, EmulatorState, Org
-from service.sites import Site, UnknownSiteError
 
 
 def create_org(
@@ -23,12 +23,8 @@ def create_org(
     if org.dd_oid in state.orgs:
         raise ControlError(409, f"org {org.dd_oid} already exists")
     if subdomain is not None:
-        try:
-            parsed, _ = state.registry.parse_site(org.app_host)
-        except UnknownSiteError as exc:
-            raise ControlError(400, str(exc)) from exc
-        if parsed != site or any(org.app_host == s.app_host for s in state.registry.sites):
-            raise ControlError(400, f"{org.app_host} is a Datadog host, not a customer subdomain")
+        if state.registry.customer_subdomain(org.app_host) != site:
+            raise ControlError(400, f"{org.app_host} is not a free customer subdomain host")
         if any(other.app_host == org.app_host for other in state.orgs.values()):
             raise ControlError(409, f"subdomain host {org.app_host} is already taken")
     state.orgs[org.dd_oid] = org

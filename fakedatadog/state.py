@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import secrets as random
 import time
+import uuid
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from fakedatadog.intake.store import IntakeLog
-from service.sites import Site, SiteRegistry
+from fakedatadog.sites import Site, SiteRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +70,13 @@ class AuthCode:
 
 @dataclass(slots=True)
 class Grant:
-    """What one code exchange created: the org's consent to one client, with fixed scopes."""
+    """What one code exchange created: the org's consent to one client, with fixed scopes.
+    `user_id` names the (unmodelled) user who approved it, as an API key's `created_by`."""
 
     client_id: str
     org: Org
     scopes: tuple[str, ...]
+    user_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     revoked: bool = False
 
 
@@ -110,6 +113,7 @@ class ApiKey:
     client_id: str
     name: str
     created_at: datetime
+    created_by: str
     revoked: bool = False
 
 

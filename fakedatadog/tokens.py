@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from fakedatadog.errors import OAuthError, invalid_client
+from fakedatadog.params import FORM, JSON
+from fakedatadog.sites import Site
 from fakedatadog.state import AccessToken, Client, EmulatorState, Grant, RefreshToken
-from service.sites import Site
 
 _INVALID_CODE = "Invalid code or code verifier"
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 4.1
@@ -33,8 +34,16 @@ def authenticate(state: EmulatorState, site: Site, params: Mapping[str, str]) ->
     return client
 
 
-def grant_tokens(state: EmulatorState, site: Site, params: Mapping[str, str]) -> dict[str, Any]:
-    """Handle one token request: authenticate the client, then run its `grant_type`."""
+def grant_tokens(
+    state: EmulatorState, site: Site, media_type: str, params: Mapping[str, str]
+) -> dict[str, Any]:
+    """Handle one token request: authenticate the client, then run its `grant_type`.
+
+    A body that is neither form-encoded nor JSON (`media_type`) cannot carry a code: Datadog
+    answers it with its "Invalid code or code verifier" 400 before looking at the client.
+    """
+    if media_type not in (FORM, JSON):
+        raise OAuthError("invalid_request", _INVALID_CODE)
     client = authenticate(state, site, params)
     grant_type = _require(params, "grant_type")
     if grant_type == "authorization_code":

@@ -21,6 +21,8 @@ IDENTITY = "identity"
 GZIP = "gzip"
 DEFLATE = "deflate"
 ZSTD = "zstd1"
+AGENT_ZSTD = "zstd"
+"""The Datadog Agent's name for zstd (`pkg/util/compression`); the API definitions say zstd1."""
 
 _ZLIB_WBITS = {GZIP: 16 + zlib.MAX_WBITS, DEFLATE: zlib.MAX_WBITS}
 
@@ -49,8 +51,8 @@ def decode(body: bytes, encoding: str, *, accepted: Collection[str], max_size: i
         decoded = body
     else:
         assert max_size is not None, "an endpoint taking compression caps the decompressed size"
-        if encoding == ZSTD:
-            decoded = _unzstd(body, max_size)
+        if encoding in (ZSTD, AGENT_ZSTD):
+            decoded = _unzstd(body, encoding, max_size)
         else:
             decoded = _unzlib(body, _ZLIB_WBITS[encoding], encoding, max_size)
     if max_size is not None and len(decoded) > max_size:
@@ -89,20 +91,26 @@ def _unzlib(body: bytes, wbits: int, encoding: str, max_size: int) -> bytes:
             return bytes(out)
 
 
-def _unzstd(body: bytes, max_size: int) -> bytes:
-    """Decompress every frame, reading at most `max_size + 1` bytes; a cut-off frame is corrupt."""
+def _unzstd(body: bytes, encoding: str, max_size: int) -> bytes:
+    """Decompress every frame, reading at most `max_size + 1` bytes; a cut-off frame (the
+    last one included), or trailing bytes that are not a frame, is corrupt."""
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body), read_across_frames=True)
     try:
         out = reader.read(max_size + 1)
     except zstandard.ZstdError as exc:
-        raise _corrupt(ZSTD) from exc
+        raise _corrupt(encoding) from exc
     if len(out) > max_size:
         return out
-    check = zstandard.ZstdDecompressor().decompressobj()
-    try:
-        check.decompress(body)
-    except zstandard.ZstdError as exc:
-        raise _corrupt(ZSTD) from exc
-    if not check.eof:
-        raise _corrupt(ZSTD)
+    # The whole body decompresses to at most `max_size` bytes, so checking it frame by frame
+    # without an output bound is safe.
+    rest = body
+    while rest:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            frame.decompress(rest)
+        except zstandard.ZstdError as exc:
+            raise _corrupt(encoding) from exc
+        if not frame.eof:
+            raise _corrupt(encoding)
+        rest = frame.unused_data
     return out

@@ -15,6 +15,7 @@ from typing import Any
 from fakedatadog.errors import ApiError
 from fakedatadog.intake import otlp, validation
 from fakedatadog.intake.decoding import (
+    AGENT_ZSTD,
     DEFLATE,
     GZIP,
     ZSTD,
@@ -60,8 +61,8 @@ RULES: dict[Signal, Rules] = {
         validate=validation.validate_logs,
         count=validation.count_logs,
     ),
-    # CreateEvent, SubmitServiceCheck, CreateIncident: JSON bodies with no Content-Encoding
-    # parameter and no documented size limit.
+    # CreateEvent, CreateIncident: JSON bodies with no Content-Encoding parameter and no
+    # documented size limit.
     "events": Rules(
         encodings=(),
         max_wire=None,
@@ -69,10 +70,13 @@ RULES: dict[Signal, Rules] = {
         validate=validation.validate_event,
         count=validation.count_one,
     ),
+    # SubmitServiceCheck documents no Content-Encoding, but the Datadog Agent sends its check
+    # runs compressed like its metrics: deflate (zlib), gzip or zstd, as its compressor is set.
+    # The decompressed cap is the metrics endpoint's (see the README's list of guesses).
     "service_checks": Rules(
-        encodings=(),
+        encodings={DEFLATE, GZIP, AGENT_ZSTD},
         max_wire=None,
-        max_decoded=None,
+        max_decoded=5_242_879,
         validate=validation.validate_service_checks,
         count=validation.count_service_checks,
     ),
@@ -90,6 +94,22 @@ RULES: dict[Signal, Rules] = {
         max_decoded=3_200_000,
         validate=otlp.validate_traces,
         count=otlp.count_traces,
+    ),
+    # The OTLP metrics and logs intake (`otlp.<domain>`): no documented size limit; the logs
+    # intake's 5 MB uncompressed is assumed (see the README's list of guesses).
+    "otlp_metrics": Rules(
+        encodings={GZIP},
+        max_wire=None,
+        max_decoded=5_000_000,
+        validate=otlp.validate_metrics,
+        count=otlp.count_metrics,
+    ),
+    "otlp_logs": Rules(
+        encodings={GZIP},
+        max_wire=None,
+        max_decoded=5_000_000,
+        validate=otlp.validate_logs,
+        count=otlp.count_logs,
     ),
 }
 

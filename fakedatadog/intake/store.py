@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Signal = Literal["metrics", "logs", "events", "service_checks", "incidents", "traces"]
-SIGNALS: tuple[Signal, ...] = (
+Signal = Literal[
     "metrics",
     "logs",
     "events",
     "service_checks",
     "incidents",
     "traces",
-)
+    "otlp_metrics",
+    "otlp_logs",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,8 +156,16 @@ def count_service_checks(document: Any) -> int:
 
 
 def validate_incident(document: Any, _now: float) -> Accepted:
-    """One IncidentCreateRequest (`data.type` "incidents", `title` and `customer_impacted`)."""
+    """One IncidentCreateRequest (`data.type` "incidents", `title` and `customer_impacted`;
+    `customer_impact_scope` too when `customer_impacted` is true: "Required if
+    `customer_impacted:"true"`", says IncidentCreateAttributes)."""
     _model(document, IncidentCreateRequest)
+    attributes = document["data"]["attributes"]
+    if attributes["customer_impacted"] and "customer_impact_scope" not in attributes:
+        raise invalid(
+            "/data/attributes",
+            "missing required field 'customer_impact_scope' (customer_impacted is true)",
+        )
     return Accepted([document], 1)
 
 

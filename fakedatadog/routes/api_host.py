@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from fakedatadog.api_keys import create_marketplace_key
+from fakedatadog.api_keys import api_key_answer, create_marketplace_key
 from fakedatadog.deps import ApiSite, BearerToken, DdApiKey, Emulator, api_site
-from fakedatadog.params import request_params
+from fakedatadog.params import media_type_of, request_params
 from fakedatadog.tokens import grant_tokens, revoke
 
 router = APIRouter(dependencies=[Depends(api_site)])
@@ -20,7 +20,8 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 @router.post("/{host}/oauth2/v1/token")
 async def token(request: Request, site: ApiSite, state: Emulator) -> JSONResponse:
     """Exchange a code or a refresh token; form-encoded or JSON body."""
-    answer = grant_tokens(state, site, await request_params(request))
+    media_type = media_type_of(request.headers.get("content-type"))
+    answer = grant_tokens(state, site, media_type, await request_params(request))
     return JSONResponse(answer, headers=_NO_STORE)
 
 
@@ -34,19 +35,7 @@ async def revoke_token(request: Request, site: ApiSite, state: Emulator) -> dict
 @router.post("/{host}/api/v2/api_keys/marketplace", status_code=201)
 async def marketplace_api_key(token: BearerToken, state: Emulator) -> dict[str, Any]:
     """Create the org's API key for the calling OAuth client (JSON:API)."""
-    key = create_marketplace_key(state, token)
-    return {
-        "data": {
-            "type": "api_keys",
-            "id": key.key_id,
-            "attributes": {
-                "key": key.key,
-                "last4": key.key[-4:],
-                "name": key.name,
-                "created_at": key.created_at.isoformat(),
-            },
-        }
-    }
+    return api_key_answer(create_marketplace_key(state, token))
 
 
 @router.get("/{host}/api/v1/validate")

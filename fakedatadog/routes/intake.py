@@ -1,20 +1,23 @@
-"""Intake routes on the api, logs and trace hosts, plus the monitor listing.
+"""Intake routes on the api, logs, trace and OTLP hosts, plus the monitor listing.
 
 Each route names its host kind (another kind is 404) and its credential: `DD-API-KEY` of an
-org on the host's site (else 403 `{"errors": ["Forbidden"]}`), or a Bearer token (401) with
-the route's scope (else 403). The body rules live in `fakedatadog.intake.signals`.
+org on the host's site (else 403 `{"errors": ["Forbidden"]}`), or a Bearer token (none: 401;
+not accepted: 403) with the route's scope (else 403). The body rules live in
+`fakedatadog.intake.signals`. On the logs intake host every error has the HTTPLogErrors shape.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 
-from fakedatadog.deps import BearerToken, DdApiKey, Emulator, api_site, site_of
-from fakedatadog.errors import ApiError
-from fakedatadog.hosts import HostKind
+from fakedatadog.deps import BearerToken, DdApiKey, Emulator, api_site, get_state, site_of
+from fakedatadog.errors import ApiError, LogsIntakeError
+from fakedatadog.hosts import HostKind, classify
 from fakedatadog.intake.answers import event_answer, incident_answer
 from fakedatadog.intake.signals import Submission, receive
 from fakedatadog.intake.store import Signal
@@ -22,8 +25,30 @@ from fakedatadog.monitors import org_monitors
 from fakedatadog.state import AccessToken, EmulatorState, Org
 
 api_router = APIRouter(dependencies=[Depends(api_site)])
-logs_router = APIRouter(dependencies=[Depends(site_of(HostKind.LOGS))])
+
+
+class _LogsHostRoute(APIRoute):
+    """A route whose failures, answered on a logs intake host, take that host's error shape
+    (SubmitLog answers every error as HTTPLogErrors, not as `{"errors": [message]}`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                host = classify(get_state(request), request.path_params["host"])
+                if host.kind is HostKind.LOGS:
+                    raise LogsIntakeError(exc.status, exc.message) from exc
+                raise
+
+        return answer
+
+
+logs_router = APIRouter(route_class=_LogsHostRoute, dependencies=[Depends(site_of(HostKind.LOGS))])
 trace_router = APIRouter(dependencies=[Depends(site_of(HostKind.TRACE))])
+otlp_router = APIRouter(dependencies=[Depends(site_of(HostKind.OTLP))])
 
 
 def _scope(name: str) -> Any:
@@ -118,6 +143,22 @@ async def export_traces(request: Request, key: DdApiKey, state: Emulator) -> dic
     """OTLP/HTTP ExportTraceServiceRequest (JSON); 200 with an empty ExportTraceServiceResponse
     (no `partialSuccess`: every span was accepted)."""
     await _receive(request, state, "traces", key.org)
+    return {}
+
+
+@otlp_router.post("/{host}/v1/metrics")
+async def export_metrics(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    """OTLP/HTTP ExportMetricsServiceRequest (JSON) on `otlp.<domain>`; 200 with an empty
+    ExportMetricsServiceResponse."""
+    await _receive(request, state, "otlp_metrics", key.org)
+    return {}
+
+
+@otlp_router.post("/{host}/v1/logs")
+async def export_logs(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
+    """OTLP/HTTP ExportLogsServiceRequest (JSON) on `otlp.<domain>`; 200 with an empty
+    ExportLogsServiceResponse."""
+    await _receive(request, state, "otlp_logs", key.org)
     return {}
 
 

@@ -6,6 +6,7 @@ import gzip
 import json
 import time
 import zlib
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -20,7 +21,10 @@ ROUTES = {
     "service_checks": ("api", "/api/v1/check_run"),
     "incidents": ("api", "/api/v2/incidents"),
     "traces": ("trace.agent", "/v1/traces"),
+    "otlp_metrics": ("otlp", "/v1/metrics"),
+    "otlp_logs": ("otlp", "/v1/logs"),
 }
+OTLP_SIGNALS = ("traces", "otlp_metrics", "otlp_logs")
 
 
 def url(signal: str, domain: str) -> str:
@@ -42,6 +46,21 @@ def compress(raw: bytes, encoding: str | None) -> bytes:
         return zlib.compress(raw)
     assert encoding == "zstd1"
     return zstandard.ZstdCompressor().compress(raw)
+
+
+def refusal(signal: str, status: int, message: str) -> dict[str, Any]:
+    """The error body the signal's host answers: `{"errors": [message]}`, except on the logs
+    intake, whose errors are HTTPLogErrors objects (status, title, detail)."""
+    if signal != "logs":
+        return {"errors": [message]}
+    error = {"status": str(status), "title": HTTPStatus(status).phrase, "detail": message}
+    return {"errors": [error]}
+
+
+def message(answer: httpx.Response) -> str:
+    """The first error message of an error answer, in either shape."""
+    first = answer.json()["errors"][0]
+    return str(first["detail"] if isinstance(first, dict) else first)
 
 
 def now() -> int:
@@ -110,7 +129,14 @@ def service_checks(count: int = 2) -> list[dict[str, Any]]:
 
 def incident(title: str = "Checkout is down") -> dict[str, Any]:
     return {
-        "data": {"type": "incidents", "attributes": {"title": title, "customer_impacted": True}}
+        "data": {
+            "type": "incidents",
+            "attributes": {
+                "title": title,
+                "customer_impacted": True,
+                "customer_impact_scope": "Checkout fails for every customer",
+            },
+        }
     }
 
 
@@ -142,6 +168,35 @@ def traces(spans: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     }
 
 
+def otlp_metrics(names: tuple[str, ...] = ("partner.requests", "partner.errors")) -> dict[str, Any]:
+    stamp = str(time.time_ns())
+    metrics = [
+        {
+            "name": name,
+            "sum": {
+                "aggregationTemporality": 1,
+                "isMonotonic": True,
+                "dataPoints": [{"asInt": "3", "timeUnixNano": stamp}],
+            },
+        }
+        for name in names
+    ]
+    return {"resourceMetrics": [{"scopeMetrics": [{"scope": {"name": "p"}, "metrics": metrics}]}]}
+
+
+def otlp_logs(count: int = 2) -> dict[str, Any]:
+    records = [
+        {
+            "timeUnixNano": str(time.time_ns()),
+            "severityNumber": 9,
+            "severityText": "INFO",
+            "body": {"stringValue": f"hello {i}"},
+        }
+        for i in range(count)
+    ]
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}
+
+
 async def submit(
     emu: Emu,
     tenant: Tenant,
@@ -158,7 +213,7 @@ async def submit(
     sent = {"Content-Type": "application/json"}
     if signal == "incidents":
         sent["Authorization"] = f"Bearer {tenant.access_token}"
-    elif signal == "traces":
+    elif signal in OTLP_SIGNALS:
         sent["dd-api-key"] = tenant.api_key
     else:
         sent["DD-API-KEY"] = tenant.api_key

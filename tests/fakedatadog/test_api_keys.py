@@ -6,7 +6,10 @@ import re
 from datetime import datetime
 from typing import Any
 
+from datadog_api_client.v2.model.api_key_response import APIKeyResponse
+
 from tests.fakedatadog.helpers import Emu
+from tests.fakedatadog.official import parse
 
 DOMAIN = "us5.datadoghq.com"
 UNAUTHORIZED = {"errors": ["Unauthorized"]}
@@ -33,6 +36,17 @@ async def test_key_is_created_once(emu: Emu) -> None:
     assert attributes["last4"] == attributes["key"][-4:]
     assert attributes["name"] == "OAuth Client API Key"
     assert datetime.fromisoformat(attributes["created_at"]).tzinfo is not None
+    assert attributes["modified_at"] == attributes["created_at"]
+    assert attributes["date_last_used"] is None
+    assert isinstance(attributes["category"], str)
+    assert attributes["remote_config_read_enabled"] is False
+    created_by = data["relationships"]["created_by"]["data"]
+    assert created_by["type"] == "users"
+    assert data["relationships"]["modified_by"] == {"data": created_by}
+    # The official client reads it as an APIKeyResponse with nothing left unparsed.
+    parsed = parse(created.json(), APIKeyResponse)
+    assert parsed.data.attributes.last4 == attributes["key"][-4:]
+    assert parsed.data.relationships.created_by.data.id == created_by["id"]
 
     again = await emu.create_api_key(DOMAIN, access_token)
     assert again.status_code == 409
@@ -59,24 +73,28 @@ async def test_validate_accepts_only_live_keys_of_the_site(emu: Emu) -> None:
 
 
 async def test_key_creation_needs_a_live_token_of_the_site(emu: Emu) -> None:
+    """No Bearer credential is 401; a token the site does not accept is 403 Forbidden (Datadog's
+    OAuth troubleshooting: an invalid, expired or revoked token answers 403 "Forbidden")."""
     _, access_token = await _connected(emu)
     url = f"/api.{DOMAIN}/api/v2/api_keys/marketplace"
 
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": access_token}):
+    for headers in ({}, {"Authorization": access_token}, {"Authorization": "Bearer"}):
         answer = await emu.http.post(url, headers=headers)
         assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED)
 
+    invalid = await emu.http.post(url, headers={"Authorization": "Bearer nope"})
+    assert (invalid.status_code, invalid.json()) == (403, FORBIDDEN)
     other_site = await emu.create_api_key("datadoghq.com", access_token)
-    assert (other_site.status_code, other_site.json()) == (401, UNAUTHORIZED)
+    assert (other_site.status_code, other_site.json()) == (403, FORBIDDEN)
 
 
-async def test_expired_token_is_unauthorized(emu: Emu) -> None:
+async def test_expired_token_is_forbidden(emu: Emu) -> None:
     await emu.http.post("/_emulator/settings", json={"access_token_ttl_seconds": 0})
     _, access_token = await _connected(emu)
 
     answer = await emu.create_api_key(DOMAIN, access_token)
 
-    assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED)
+    assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
 
 
 async def test_token_without_api_keys_write_is_forbidden(emu: Emu) -> None:

@@ -58,7 +58,7 @@ async def test_request_log_records_and_filters(emu: Emu) -> None:
     recorded = await emu.requests()
     assert [(r["method"], r["host"], r["path"], r["status"]) for r in recorded] == [
         ("GET", "api.datadoghq.eu", "/api/v1/validate", 403),
-        ("POST", "api.datadoghq.eu", "/oauth2/v1/token", 401),
+        ("POST", "api.datadoghq.eu", "/oauth2/v1/token", 400),
         ("GET", "evil.example", "/steal", 421),
     ]
     assert recorded[0]["headers"]["dd-api-key"] == "k-1"

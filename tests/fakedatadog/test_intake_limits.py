@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,24 @@ from tests.fakedatadog.helpers import Emu, Tenant
 
 DOMAIN = "us3.datadoghq.com"
 FIXED = p.now()
+
+
+def _members(raw: bytes) -> bytes:
+    """`raw` as two gzip members."""
+    half = len(raw) // 2
+    return gzip.compress(raw[:half]) + gzip.compress(raw[half:])
+
+
+def _frames(raw: bytes) -> bytes:
+    """`raw` as three zstd frames, the first without a content size (as a streaming writer)."""
+    third = len(raw) // 3
+    streamed = zstandard.ZstdCompressor().compressobj()
+    first = streamed.compress(raw[:third]) + streamed.flush()
+    rest = [
+        zstandard.ZstdCompressor().compress(part)
+        for part in (raw[third : 2 * third], raw[2 * third :])
+    ]
+    return first + b"".join(rest)
 
 
 @pytest.fixture
@@ -82,7 +101,7 @@ async def test_logs_entry_limit(emu: Emu, tenant: Tenant) -> None:
     assert at_limit.status_code == 202
     assert (over.status_code, over.json()) == (
         413,
-        {"errors": ["Payload too large: 1001 log entries, the limit is 1000"]},
+        p.refusal("logs", 413, "Payload too large: 1001 log entries, the limit is 1000"),
     )
     assert (await emu.counts())[tenant.dd_oid]["logs"] == {
         "requests": 1,
@@ -98,7 +117,7 @@ async def test_logs_size_limit(emu: Emu, tenant: Tenant, encoding: str | None) -
 
     assert at_limit.status_code == 202
     assert over.status_code == 413
-    assert over.json()["errors"][0].endswith("is over the limit of 5000000 bytes")
+    assert p.message(over).endswith("is over the limit of 5000000 bytes")
 
 
 async def test_a_log_over_one_megabyte_is_truncated_not_refused(emu: Emu, tenant: Tenant) -> None:
@@ -136,7 +155,8 @@ async def test_traces_size_limit(emu: Emu, tenant: Tenant) -> None:
         ("metrics", "gzip, deflate"),
         ("logs", "zstd1"),
         ("events", "gzip"),
-        ("service_checks", "deflate"),
+        ("service_checks", "zstd1"),
+        ("service_checks", "br"),
         ("incidents", "gzip"),
         ("traces", "deflate"),
     ],
@@ -147,7 +167,7 @@ async def test_unsupported_encodings(emu: Emu, tenant: Tenant, signal: str, enco
     )
 
     assert answer.status_code == 415
-    assert answer.json()["errors"][0].startswith(f"Unsupported Content-Encoding {encoding!r}")
+    assert p.message(answer).startswith(f"Unsupported Content-Encoding {encoding!r}")
 
 
 @pytest.mark.parametrize(
@@ -160,6 +180,8 @@ async def test_unsupported_encodings(emu: Emu, tenant: Tenant, signal: str, enco
         ("deflate", b""),
         ("zstd1", zstandard.ZstdCompressor().compress(p.dumps(p.series()))[:-4]),
         ("zstd1", b"\x00\x01\x02\x03"),
+        ("zstd1", _frames(p.dumps(p.series()))[:-3]),
+        ("zstd1", _frames(p.dumps(p.series())) + b"junk"),
     ],
 )
 async def test_corrupt_streams_are_bad_requests(
@@ -173,6 +195,51 @@ async def test_corrupt_streams_are_bad_requests(
         400,
         {"errors": [f"Malformed payload: the body is not a complete {encoding} stream"]},
     )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "split"),
+    [("gzip", _members), ("zstd1", _frames)],
+    ids=["gzip members", "zstd frames"],
+)
+async def test_bodies_of_several_members_or_frames_are_whole(
+    emu: Emu, tenant: Tenant, encoding: str, split: Callable[[bytes], bytes]
+) -> None:
+    """RFC 1952 lets a gzip file hold several members, and a zstd stream holds several frames
+    (RFC 8878): the body is their concatenation."""
+    answer = await p.submit(
+        emu,
+        tenant,
+        "metrics",
+        raw=split(p.dumps(p.series(3))),
+        headers={"Content-Encoding": encoding},
+    )
+
+    assert answer.status_code == 202, answer.text
+    [stored] = (await emu.intake(tenant.dd_oid, "metrics"))["items"]
+    assert len(stored["item"]["points"]) == 3
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "gzip", "zstd"])
+async def test_check_runs_arrive_compressed_as_the_agent_sends_them(
+    emu: Emu, tenant: Tenant, encoding: str
+) -> None:
+    """The Agent compresses `/api/v1/check_run` like its metrics: zlib (`deflate`), gzip, or
+    zstd under the header value `zstd` (datadog-agent `pkg/util/compression`)."""
+    raw = p.dumps(p.service_checks(3))
+    compressors: dict[str, Callable[[bytes], bytes]] = {
+        "deflate": zlib.compress,
+        "gzip": gzip.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+    }
+    body = compressors[encoding](raw)
+
+    answer = await p.submit(
+        emu, tenant, "service_checks", raw=body, headers={"Content-Encoding": encoding}
+    )
+
+    assert (answer.status_code, answer.json()) == (202, {"status": "ok"})
+    assert len((await emu.intake(tenant.dd_oid, "service_checks"))["items"]) == 3
 
 
 async def test_encoding_names_are_case_insensitive(emu: Emu, tenant: Tenant) -> None:
@@ -191,7 +258,7 @@ async def test_malformed_json_is_a_bad_request(emu: Emu, tenant: Tenant, signal:
     answer = await p.submit(emu, tenant, signal, raw=b'{"series": [')
 
     assert answer.status_code == 400
-    assert answer.json()["errors"][0].startswith("Malformed payload: invalid JSON: ")
+    assert p.message(answer).startswith("Malformed payload: invalid JSON: ")
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])

@@ -10,6 +10,7 @@ import pytest
 from tests.fakedatadog import intake_payloads as p
 from tests.fakedatadog.helpers import Emu, Tenant
 
+KEYED_SIGNALS = ["metrics", "logs", "events", "service_checks", *p.OTLP_SIGNALS]
 DOMAIN = "datadoghq.eu"
 FORBIDDEN = {"errors": ["Forbidden"]}
 
@@ -111,6 +112,50 @@ async def test_otlp_json_traces_accepted(emu: Emu, tenant: Tenant, encoding: str
     assert items[0]["host"] == f"trace.agent.{DOMAIN}"
 
 
+async def test_otlp_json_metrics_and_logs_accepted_on_the_otlp_host(
+    emu: Emu, tenant: Tenant
+) -> None:
+    metrics = await p.submit(emu, tenant, "otlp_metrics", p.otlp_metrics(), encoding="gzip")
+    logs = await p.submit(emu, tenant, "otlp_logs", p.otlp_logs(3))
+
+    assert [(a.status_code, a.json()) for a in (metrics, logs)] == [(200, {}), (200, {})]
+    stored = (await emu.intake(tenant.dd_oid, "otlp_metrics"))["items"]
+    assert [i["item"]["metric"]["name"] for i in stored] == ["partner.requests", "partner.errors"]
+    assert stored[0]["host"] == f"otlp.{DOMAIN}"
+    lines = (await emu.intake(tenant.dd_oid, "otlp_logs"))["items"]
+    assert [i["item"]["logRecord"]["body"]["stringValue"] for i in lines] == [
+        "hello 0",
+        "hello 1",
+        "hello 2",
+    ]
+
+
+async def test_host_names_are_case_insensitive(emu: Emu, tenant: Tenant) -> None:
+    shouting = DOMAIN.upper()
+    headers = {"DD-API-KEY": tenant.api_key, "Content-Type": "application/json"}
+
+    answer = await emu.http.post(
+        f"/API.{shouting}/api/v2/series", content=p.dumps(p.series()), headers=headers
+    )
+    validate = await emu.http.get(f"/Api.{shouting}/api/v1/validate", headers=headers)
+
+    assert (answer.status_code, validate.status_code) == (202, 200)
+    recorded = await emu.requests()
+    assert {r["host"] for r in recorded[-2:]} == {f"api.{DOMAIN}"}
+
+
+@pytest.mark.parametrize("signal", p.OTLP_SIGNALS)
+async def test_fed_sites_have_no_agentless_otlp_hosts(emu: Emu, signal: str) -> None:
+    """Datadog lists neither `trace.agent.` nor `otlp.` hosts for US1-FED and US2-FED."""
+    tenant = await emu.tenant("ddog-gov.com")
+    document = {"traces": p.traces(), "otlp_metrics": p.otlp_metrics()}.get(signal, p.otlp_logs())
+
+    answer = await p.submit(emu, tenant, signal, document)
+
+    assert answer.status_code == 421
+    assert f"unknown host '{p.ROUTES[signal][0]}.ddog-gov.com'" in answer.json()["errors"][0]
+
+
 async def test_otlp_protobuf_is_unsupported(emu: Emu, tenant: Tenant) -> None:
     headers = {"Content-Type": "application/x-protobuf"}
     answer = await p.submit(emu, tenant, "traces", raw=b"\x0a\x00", headers=headers)
@@ -178,6 +223,9 @@ async def test_unknown_monitor_type_is_refused(emu: Emu, tenant: Tenant) -> None
         ("service_checks", f"trace.agent.{DOMAIN}"),
         ("incidents", f"http-intake.logs.{DOMAIN}"),
         ("traces", f"api.{DOMAIN}"),
+        ("traces", f"otlp.{DOMAIN}"),
+        ("otlp_metrics", f"trace.agent.{DOMAIN}"),
+        ("otlp_logs", f"http-intake.logs.{DOMAIN}"),
         ("metrics", "app.datadoghq.eu"),
     ],
 )
@@ -191,13 +239,13 @@ async def test_wrong_kind_of_host_is_not_found(
     assert (answer.status_code, answer.json()) == (404, {"errors": ["Not Found"]})
 
 
-@pytest.mark.parametrize("signal", ["metrics", "logs", "events", "service_checks", "traces"])
+@pytest.mark.parametrize("signal", KEYED_SIGNALS)
 async def test_api_key_of_another_site_is_forbidden(emu: Emu, tenant: Tenant, signal: str) -> None:
     answer = await p.submit(emu, tenant, signal, {}, domain="datadoghq.com")
-    assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
+    assert (answer.status_code, answer.json()) == (403, p.refusal(signal, 403, "Forbidden"))
 
 
-@pytest.mark.parametrize("signal", ["metrics", "logs", "events", "service_checks", "traces"])
+@pytest.mark.parametrize("signal", KEYED_SIGNALS)
 async def test_missing_unknown_and_revoked_keys_are_forbidden(
     emu: Emu, tenant: Tenant, signal: str
 ) -> None:
@@ -209,7 +257,7 @@ async def test_missing_unknown_and_revoked_keys_are_forbidden(
     revoked = await p.submit(emu, tenant, signal, {})
 
     for answer in (missing, unknown, revoked):
-        assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
+        assert (answer.status_code, answer.json()) == (403, p.refusal(signal, 403, "Forbidden"))
     assert await emu.counts() == {}
 
 
@@ -234,10 +282,13 @@ async def test_monitors_need_monitors_read(emu: Emu) -> None:
     elsewhere = await emu.http.get("/api.datadoghq.com/api/v1/monitor", headers=headers)
 
     assert (answer.status_code, answer.json()) == (403, FORBIDDEN)
-    assert elsewhere.status_code == 401
+    assert (elsewhere.status_code, elsewhere.json()) == (403, FORBIDDEN)
 
 
 async def test_every_site_takes_its_own_orgs_telemetry(emu: Emu) -> None:
+    """Metrics and logs on all nine sites; OTLP traces on all but the FED sites, which have no
+    agentless trace intake host at all (misdirected, like any host that is not Datadog's)."""
+    fed = ["ddog-gov.com", "us2.ddog-gov.com"]
     domains = [
         "datadoghq.com",
         "us3.datadoghq.com",
@@ -246,8 +297,7 @@ async def test_every_site_takes_its_own_orgs_telemetry(emu: Emu) -> None:
         "ap1.datadoghq.com",
         "ap2.datadoghq.com",
         "uk1.datadoghq.com",
-        "ddog-gov.com",
-        "us2.ddog-gov.com",
+        *fed,
     ]
     for domain in domains:
         tenant = await emu.tenant(domain, name=domain)
@@ -257,7 +307,35 @@ async def test_every_site_takes_its_own_orgs_telemetry(emu: Emu) -> None:
             ("traces", p.traces()),
         ):
             answer = await p.submit(emu, tenant, signal, document)
-            assert answer.is_success, (domain, signal, answer.text)
+            if signal == "traces" and domain in fed:
+                assert answer.status_code == 421, (domain, answer.text)
+            else:
+                assert answer.is_success, (domain, signal, answer.text)
     counts = await emu.counts()
     assert len(counts) == len(domains)
-    assert all(c["metrics"]["items"] == 2 and c["traces"]["items"] == 2 for c in counts.values())
+    assert all(c["metrics"]["items"] == 2 for c in counts.values())
+    traced = {dd_oid for dd_oid, c in counts.items() if "traces" in c}
+    assert len(traced) == len(domains) - len(fed)
+
+
+async def test_logs_intake_errors_are_http_log_errors(emu: Emu, tenant: Tenant) -> None:
+    """SubmitLog answers every error as HTTPLogErrors: objects with status, title and detail."""
+    refused = await p.submit(emu, tenant, "logs", [{"msg": "no message"}])
+    forbidden = await p.submit(emu, tenant, "logs", p.logs(), headers={"DD-API-KEY": "0" * 32})
+
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {
+            "errors": [
+                {
+                    "status": "400",
+                    "title": "Bad Request",
+                    "detail": "/0: missing required field 'message'",
+                }
+            ]
+        },
+    )
+    assert (forbidden.status_code, forbidden.json()) == (
+        403,
+        {"errors": [{"status": "403", "title": "Forbidden", "detail": "Forbidden"}]},
+    )

@@ -31,6 +31,15 @@ def point(**fields: Any) -> dict[str, Any]:
     return {"series": [{"metric": "m", "points": [fields]}]}
 
 
+def incident(**attributes: Any) -> dict[str, Any]:
+    return {
+        "data": {
+            "type": "incidents",
+            "attributes": {"title": "t", "customer_impacted": False, **attributes},
+        }
+    }
+
+
 INVALID: list[tuple[str, Any, str]] = [
     ("metrics", with_series(type=7), "/series/0/type: 7 is not one of 0, 1, 2, 3"),
     ("metrics", with_series(type="gauge"), "/series/0/type: 'gauge' is not one of 0, 1, 2, 3"),
@@ -133,6 +142,74 @@ INVALID: list[tuple[str, Any, str]] = [
         "/resourceSpans/0/scopeSpans/0/spans/0/kind: 9 is not a SpanKind (0 to 5)",
     ),
     ("traces", {"resourceSpans": {}}, "/resourceSpans: expected an array"),
+    # Shapes that used to crash the emulator (500) instead of answering 400.
+    (
+        "metrics",
+        {"series": [{"metric": "m", "points": [[NOW, 1.5]]}]},
+        "/series/0/points/0: expected an object, got an array",
+    ),
+    ("logs", [{"message": None}], "/0/message: expected a string, got null"),
+    # null where the definitions do not say `nullable`.
+    ("metrics", with_series(metric=None), "/series/0/metric: expected a string, got null"),
+    ("metrics", with_series(type=None), "/series/0/type: expected one of 0, 1, 2, 3, got null"),
+    ("metrics", with_series(tags=None), "/series/0/tags: expected an array, got null"),
+    ("logs", [{"message": "m", "service": None}], "/0/service: expected a string, got null"),
+    (
+        "service_checks",
+        [{**p.service_checks(1)[0], "status": None}],
+        "/0/status: expected one of 0, 1, 2, 3, got null",
+    ),
+    (
+        "service_checks",
+        [{**p.service_checks(1)[0], "tags": None}],
+        "/0/tags: expected an array, got null",
+    ),
+    (
+        "service_checks",
+        [{**p.service_checks(1)[0], "timestamp": None}],
+        "/0/timestamp: expected an integer, got null",
+    ),
+    # int64 bounds (`format: int64`).
+    (
+        "metrics",
+        point(timestamp=2**63, value=1),
+        "/series/0/points/0/timestamp: 9223372036854775808 is outside the 64-bit integer range",
+    ),
+    (
+        "events",
+        p.event(date_happened=-(2**63) - 1),
+        "/date_happened: expected an integer, got a number",
+    ),
+    # Incidents: the scope a customer impact needs, and fields in one of their two forms.
+    (
+        "incidents",
+        incident(customer_impacted=True),
+        "/data/attributes: missing required field 'customer_impact_scope' "
+        "(customer_impacted is true)",
+    ),
+    (
+        "incidents",
+        incident(fields={"severity": "SEV-1"}),
+        "/data/attributes/fields/severity: matches none of its forms "
+        "(IncidentFieldAttributesSingleValue: /data/attributes/fields/severity: expected an "
+        "object, got a string; IncidentFieldAttributesMultipleValue: "
+        "/data/attributes/fields/severity: expected an object, got a string)",
+    ),
+    (
+        "incidents",
+        incident(fields={"teams": {"type": "dropdown", "value": ["a"]}}),
+        "/data/attributes/fields/teams: matches none of its forms "
+        "(IncidentFieldAttributesSingleValue: /data/attributes/fields/teams/value: expected a "
+        "string, got an array; IncidentFieldAttributesMultipleValue: "
+        "/data/attributes/fields/teams/type: 'dropdown' is not one of 'autocomplete', "
+        "'metrictag', 'multiselect', 'textarray')",
+    ),
+    (
+        "incidents",
+        incident(fields={"x": {"value": None}}),
+        "/data/attributes/fields/x: matches more than one of its forms "
+        "(IncidentFieldAttributesSingleValue, IncidentFieldAttributesMultipleValue)",
+    ),
 ]
 
 
@@ -144,7 +221,7 @@ async def test_invalid_bodies_are_refused_with_their_location(
 ) -> None:
     answer = await p.submit(emu, tenant, signal, document)
 
-    assert (answer.status_code, answer.json()) == (400, {"errors": [reason]})
+    assert (answer.status_code, answer.json()) == (400, p.refusal(signal, 400, reason))
     assert await emu.counts() == {}
 
 
@@ -159,6 +236,26 @@ ACCEPTED: list[tuple[str, Any]] = [
     ("service_checks", []),
     ("traces", {}),
     ("traces", p.traces([p.span(0, parentSpanId="", unknownField=1, kind=0)])),
+    # What the definitions allow: nullable fields, unknown log attributes, int64 maxima.
+    ("logs", [{"message": "m", "custom": None, "ddsource": "partner"}]),
+    ("metrics", point(timestamp=2**63 - 1, value=1)),
+    ("metrics", point(timestamp=NOW, value=2**63)),
+    ("incidents", incident(customer_impacted=True, customer_impact_scope="All of EU")),
+    (
+        "incidents",
+        incident(
+            fields={
+                "severity": {"type": "dropdown", "value": "SEV-2"},
+                "summary": {"type": "textbox", "value": None},
+                "teams": {"type": "multiselect", "value": ["payments"]},
+                "services": {"value": ["checkout"]},
+            }
+        ),
+    ),
+    (
+        "incidents",
+        {**incident(), "data": {**incident()["data"], "relationships": {"commander_user": None}}},
+    ),
 ]
 
 

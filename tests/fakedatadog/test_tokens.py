@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -11,6 +12,7 @@ from tests.fakedatadog.helpers import Emu, Flow
 EU = "datadoghq.eu"
 INVALID_CODE = {"error": "invalid_grant", "error_description": "Invalid code or code verifier"}
 BAD_CLIENT = {"error": "invalid_client", "error_description": "Client authentication failed"}
+FORBIDDEN = {"errors": ["Forbidden"]}
 
 
 async def _eu_flow(emu: Emu) -> tuple[Flow, str]:
@@ -107,6 +109,33 @@ async def test_bad_client_authentication_is_401(emu: Emu, change: dict[str, str]
     assert (await emu.exchange(EU, flow, code)).status_code == 200
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "multipart/form-data; boundary=x"])
+async def test_token_body_of_another_type_is_an_invalid_code(
+    emu: Emu, content_type: str | None
+) -> None:
+    """Datadog reads the token request as a form (or JSON); any other body carries no code it
+    can read, which it answers with "Invalid code or code verifier", not a client error."""
+    flow, code = await _eu_flow(emu)
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": flow.client["client_id"],
+        "client_secret": flow.client["client_secret"],
+        "code": code,
+        "redirect_uri": flow.redirect_uri,
+        "code_verifier": flow.verifier,
+    }
+    headers = {} if content_type is None else {"Content-Type": content_type}
+
+    answer = await emu.http.post(
+        f"/api.{EU}/oauth2/v1/token", content=urlencode(form), headers=headers
+    )
+
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "invalid_request", "error_description": "Invalid code or code verifier"},
+    )
+
+
 async def test_code_is_bound_to_its_site_and_client(emu: Emu) -> None:
     org = await emu.org("Acme", EU)
     flow = emu.flow(await emu.client(EU))
@@ -189,7 +218,8 @@ async def test_revoking_a_refresh_token_ends_the_grant(emu: Emu) -> None:
     for refresh_token in (tokens["refresh_token"], later["refresh_token"]):
         assert (await emu.refresh(EU, client, refresh_token)).status_code == 400
     for access_token in (tokens["access_token"], later["access_token"]):
-        assert (await emu.create_api_key(EU, access_token)).status_code == 401
+        revoked_token = await emu.create_api_key(EU, access_token)
+        assert (revoked_token.status_code, revoked_token.json()) == (403, FORBIDDEN)
 
 
 async def test_revoking_an_access_token_ends_only_that_token(emu: Emu) -> None:
@@ -197,7 +227,8 @@ async def test_revoking_an_access_token_ends_only_that_token(emu: Emu) -> None:
 
     assert (await _revoke(emu, client, tokens["access_token"])).status_code == 200
 
-    assert (await emu.create_api_key(EU, tokens["access_token"])).status_code == 401
+    revoked_token = await emu.create_api_key(EU, tokens["access_token"])
+    assert (revoked_token.status_code, revoked_token.json()) == (403, FORBIDDEN)
     refreshed = (await emu.refresh(EU, client, tokens["refresh_token"])).json()
     assert (await emu.create_api_key(EU, refreshed["access_token"])).status_code == 201
 
