@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The checkout: children start here; test artifacts and embedded databases live under it."""
 POLL_INTERVAL_SECONDS = 0.05
 
 

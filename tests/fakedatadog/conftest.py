@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,17 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import REPO_ROOT, free_port
 from tests.fakedatadog.helpers import EXTRA_DOMAIN, Emu
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -42,7 +34,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 @pytest.fixture(scope="session")
 def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a real emulator process, trusting one extra site besides the nine."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("fakedatadog") / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
