@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from fakedatadog.errors import ControlError
 from fakedatadog.sites import Site, UnknownSiteError
-from fakedatadog.state import Client, EmulatorState, Org
+from fakedatadog.state import Client, EmulatorState, Grant, Org
+from fakedatadog.tokens import issue
 
 
 def create_org(
@@ -29,6 +31,26 @@ def create_org(
             raise ControlError(409, f"subdomain host {org.app_host} is already taken")
     state.orgs[org.dd_oid] = org
     return org
+
+
+def mint_grants(
+    state: EmulatorState, client_id: str, domain: str, count: int
+) -> list[dict[str, Any]]:
+    """`count` new orgs on `domain`, each with a grant to the client and fresh tokens.
+
+    400 when the client is not registered on that site.
+    """
+    client = state.client(_site(state, domain).domain, client_id)
+    if client is None:
+        raise ControlError(400, f"client {client_id} is not registered on {domain}")
+    minted = []
+    for number in range(count):
+        org = create_org(
+            state, name=f"Fleet org {number}", domain=domain, subdomain=None, dd_oid=None
+        )
+        tokens = issue(state, Grant(client_id=client_id, org=org, scopes=client.scopes))
+        minted.append({"dd_oid": org.dd_oid, **tokens})
+    return minted
 
 
 def register_client(

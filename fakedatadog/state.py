@@ -128,6 +128,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: str
     status: int | None = None
+    at: float = field(default_factory=time.time)
+    """When it arrived (Unix seconds): benchmarks measure Datadog-side rates with it."""
 
 
 @dataclass(slots=True)

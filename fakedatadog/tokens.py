@@ -92,7 +92,7 @@ def _exchange_code(
     if redirect_uri != code.redirect_uri:
         raise OAuthError("invalid_request", "Mismatching redirect URI")
     grant = Grant(client_id=client.client_id, org=code.org, scopes=client.scopes)
-    return _issue(state, grant)
+    return issue(state, grant)
 
 
 def _refresh(state: EmulatorState, client: Client, params: Mapping[str, str]) -> dict[str, Any]:
@@ -102,10 +102,11 @@ def _refresh(state: EmulatorState, client: Client, params: Mapping[str, str]) ->
         raise OAuthError("invalid_grant", "Invalid refresh token")
     if state.settings.rotate_refresh_tokens:
         token.rotated = True
-    return _issue(state, token.grant)
+    return issue(state, token.grant)
 
 
-def _issue(state: EmulatorState, grant: Grant) -> dict[str, Any]:
+def issue(state: EmulatorState, grant: Grant) -> dict[str, Any]:
+    """New access and refresh tokens of `grant`, as the token endpoint answers them."""
     refresh = RefreshToken(state.new_secret(), grant)
     ttl = state.settings.access_token_ttl_seconds
     access = AccessToken(state.new_secret(), grant, expires_at=time.monotonic() + ttl)

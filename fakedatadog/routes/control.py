@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fakedatadog.api_keys import revoke_org_keys
 from fakedatadog.deps import Emulator
-from fakedatadog.provisioning import create_org, register_client
+from fakedatadog.provisioning import create_org, mint_grants, register_client
 from fakedatadog.state import ConsentMode, Fault, Org
 
 router = APIRouter(prefix="/_emulator")
@@ -63,6 +63,12 @@ class FaultIn(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     reset: bool = False
+
+
+class GrantsIn(_Strict):
+    client_id: str
+    domain: str
+    count: int = Field(ge=1, le=10_000)
 
 
 class RevokeKeysIn(_Strict):
@@ -183,6 +189,7 @@ async def list_requests(
                 "headers": r.headers,
                 "body": r.body,
                 "status": r.status,
+                "at": r.at,
             }
             for r in state.requests
             if host in (None, r.host) and path in (None, r.path)
@@ -194,6 +201,13 @@ async def list_requests(
 async def clear_requests(state: Emulator) -> Response:
     state.requests.clear()
     return Response(status_code=204)
+
+
+@router.post("/grants", status_code=201)
+async def add_grants(body: GrantsIn, state: Emulator) -> dict[str, list[dict[str, Any]]]:
+    """`count` new orgs that each approved the client, with their tokens, as if each had
+    completed onboarding (benchmarks of fleets use it; real orgs go through the consent page)."""
+    return {"grants": mint_grants(state, body.client_id, body.domain, body.count)}
 
 
 @router.post("/api_keys/revoke")

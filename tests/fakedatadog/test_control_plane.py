@@ -212,3 +212,27 @@ async def test_reset_forgets_state_and_switches(emu: Emu) -> None:
     flow = emu.flow(await emu.client("datadoghq.com"))
     page = await emu.http.get(f"/{org['app_host']}/oauth2/v1/authorize", params=flow.params)
     assert page.status_code == 200
+
+
+async def test_grants_are_minted_for_fleets_and_refresh_like_real_ones(emu: Emu) -> None:
+    client = await emu.client("datadoghq.eu")
+    before = time.time()
+
+    minted = await emu.http.post(
+        "/_emulator/grants",
+        json={"client_id": client["client_id"], "domain": "datadoghq.eu", "count": 3},
+    )
+    elsewhere = await emu.http.post(
+        "/_emulator/grants",
+        json={"client_id": client["client_id"], "domain": "datadoghq.com", "count": 1},
+    )
+
+    assert minted.status_code == 201
+    grants = minted.json()["grants"]
+    assert len({grant["dd_oid"] for grant in grants}) == 3
+    assert {grant["scope"] for grant in grants} == {" ".join(client["scopes"])}
+    refreshed = await emu.refresh("datadoghq.eu", client, grants[0]["refresh_token"])
+    assert refreshed.status_code == 200
+    [call] = await emu.requests(path="/oauth2/v1/token")
+    assert before <= call["at"] <= time.time()
+    assert elsewhere.status_code == 400, "the client is registered on EU only"
