@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
@@ -46,7 +47,7 @@ from service.datadog.errors import (
 )
 from service.errors import ServiceError
 from service.metrics import CREDENTIAL_FAILURES, TOKEN_REFRESHES
-from service.models import Connection, ConnectionStatus, utcnow
+from service.models import Connection, ConnectionStatus, TokenCallBudget, utcnow
 from service.resources import Resources
 from service.signals import SPECS, Credential, Signal
 from service.sites import Site
@@ -428,15 +429,19 @@ def retry_delay(failures: int) -> float:
     return base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not secrecy)
 
 
-async def refresh(res: Resources, connection_id: uuid.UUID, *, margin: timedelta) -> RefreshOutcome:
+async def refresh(
+    res: Resources, connection_id: uuid.UUID, *, margin: timedelta, wait: bool = True
+) -> RefreshOutcome:
     """Refresh the access token if it expires within `margin`, under the row lock.
 
     Never raises for Datadog's answers: a refused grant is `GONE` (and `reauth_required`), an
     outage or a refused client is `DEFERRED` until `retry_at` (stored on the connection).
     Raises `SecretUnreadable` (shown on the connection) when the stored token does not open.
+    When another process is refreshing the connection, or the site's token calls of this
+    second are used up, it waits (`wait`) or answers `DEFERRED` until then.
     """
     try:
-        return await _refresh(res, connection_id, margin=margin)
+        return await _refresh(res, connection_id, margin=margin, wait=wait)
     except SecretUnreadable as exc:
         await _note_unreadable(res, connection_id, exc)
         raise
@@ -453,7 +458,7 @@ class _Claim:
 
 
 async def _refresh(
-    res: Resources, connection_id: uuid.UUID, *, margin: timedelta
+    res: Resources, connection_id: uuid.UUID, *, margin: timedelta, wait: bool
 ) -> RefreshOutcome:
     """Claim, call Datadog with no database connection held, then store.
 
@@ -467,7 +472,7 @@ async def _refresh(
         claimed = await _claim(res, connection_id, margin, claim_length)
         if not isinstance(claimed, datetime):
             break
-        if utcnow() > deadline:
+        if not wait or utcnow() > deadline:
             return RefreshOutcome(RefreshResult.DEFERRED, retry_at=claimed)
         await asyncio.sleep(CLAIM_POLL_SECONDS)
     if isinstance(claimed, RefreshOutcome):
@@ -500,9 +505,35 @@ async def _claim(
         refresh_token = _open(res.keyring, connection, "refresh_token")
         if refresh_token is None:
             return RefreshOutcome(RefreshResult.GONE)
+        next_window = await _take_token_call(
+            session, connection.domain, res.settings.refresh_rate_per_site
+        )
+        if next_window is not None:
+            return next_window
         connection.refresh_claimed_until = now + length
         site = res.sites.by_domain(connection.domain)
         return _Claim(connection.id, site, refresh_token, connection.refresh_claimed_until)
+
+
+async def _take_token_call(session: AsyncSession, domain: str, per_second: int) -> datetime | None:
+    """Take one of the site's token calls of this second; if none is left, when the next
+    second starts. Held until the claim commits, so every process counts against one row."""
+    second = utcnow().replace(microsecond=0)
+    statement = pg_insert(TokenCallBudget).values(domain=domain, second=second, used=1)
+    budget = TokenCallBudget.__table__
+    taken = await session.scalar(
+        statement.on_conflict_do_update(
+            index_elements=[budget.c.domain],
+            set_={
+                "second": statement.excluded.second,
+                "used": case(
+                    (budget.c.second == statement.excluded.second, budget.c.used + 1), else_=1
+                ),
+            },
+            where=(budget.c.second != statement.excluded.second) | (budget.c.used < per_second),
+        ).returning(budget.c.used)
+    )
+    return None if taken is not None else second + timedelta(seconds=1)
 
 
 async def _store(

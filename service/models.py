@@ -104,6 +104,17 @@ class Connection(Base):
     )
 
 
+class TokenCallBudget(Base):
+    """Token calls made to one Datadog site in the current second (`REFRESH_RATE_PER_SITE`):
+    every process takes from it before calling, so the cap holds across the fleet."""
+
+    __tablename__ = "token_call_budgets"
+
+    domain: Mapped[str] = mapped_column(String(100), primary_key=True)
+    second: Mapped[datetime] = mapped_column(TIMESTAMP)
+    used: Mapped[int] = mapped_column(Integer)
+
+
 class ConnectionEvent(Base):
     """One status transition of a connection, with when and why."""
 

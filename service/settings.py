@@ -85,8 +85,8 @@ class Settings(KeyRingSettings):
     """How long an authorization link and its `state` stay usable."""
     refresh_margin_seconds: int = Field(default=600, ge=0)
     """Access tokens are refreshed this long before they expire."""
-    refresh_rate_per_site: float = Field(default=20.0, gt=0)
-    """Most token refreshes the worker fleet starts per second per Datadog site (scheduled)."""
+    refresh_rate_per_site: int = Field(default=20, ge=1)
+    """Most token calls all processes together make per second to one Datadog site."""
     datadog_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Largest send body the internal API reads; larger ones get 413."""

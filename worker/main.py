@@ -38,6 +38,8 @@ QUEUE_NAME = os.environ.get("DDBRIDGE_QUEUE_NAME", "ddbridge")
 FLOW_RETENTION = timedelta(days=1)
 TOKEN_CALLS_PER_WORKER = 4
 """Refresh jobs one worker runs at once; the rest of its `max_jobs` stay free for delivery."""
+TOKEN_CALL_WAIT_SECONDS = 1.0
+"""How long a refresh job waits for a free token call before handing its slot back."""
 BUSY_RETRY = timedelta(seconds=2)
 
 
@@ -70,16 +72,19 @@ async def refresh_connection(ctx: dict[str, Any], connection_id: str) -> str:
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
     connection = uuid.UUID(connection_id)
     token_calls: asyncio.Semaphore = ctx["token_calls"]
-    if token_calls.locked():  # a slow token endpoint must not take the slots delivery needs
+    try:
+        await asyncio.wait_for(token_calls.acquire(), TOKEN_CALL_WAIT_SECONDS)
+    except TimeoutError:  # a slow token endpoint must not keep the slots delivery needs
         await jobs.ring_refresh(res.redis, connection, utcnow() + BUSY_RETRY)
         return "busy"
     try:
-        async with token_calls:
-            outcome = await credentials.refresh(
-                res, connection, margin=margin * (1 + jobs.REFRESH_JITTER)
-            )
+        outcome = await credentials.refresh(
+            res, connection, margin=margin * (1 + jobs.REFRESH_JITTER), wait=False
+        )
     except credentials.SecretUnreadable:
         return "unreadable"  # shown on the connection; the reconciler tries again each minute
+    finally:
+        token_calls.release()
     if outcome.result is RefreshResult.DEFERRED and outcome.retry_at is not None:
         await jobs.ring_refresh(res.redis, connection, outcome.retry_at)
     elif outcome.expires_at is not None:
@@ -150,7 +155,7 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
     rate = res.settings.refresh_rate_per_site
     async with res.sessionmaker() as session:
-        due = await credentials.due_for_refresh(session, margin, limit_per_site=int(rate * 60))
+        due = await credentials.due_for_refresh(session, margin, limit_per_site=rate * 60)
         await session.execute(
             delete(OAuthFlow).where(OAuthFlow.expires_at < utcnow() - FLOW_RETENTION)
         )

@@ -1,4 +1,5 @@
-"""Token refreshes live in PostgreSQL: the failure count, when to try next, and who is calling.
+"""Token refreshes live in PostgreSQL: the failure count, when to try next, who is calling, and
+each site's token calls in the current second.
 
 Revision ID: 8e3f0c6a1b27
 Revises: 5c1a7e2b9d40
@@ -29,8 +30,17 @@ def upgrade() -> None:
         sa.Column("refresh_claimed_until", sa.DateTime(timezone=True), nullable=True),
     )
 
+    op.create_table(
+        "token_call_budgets",
+        sa.Column("domain", sa.String(length=100), nullable=False),
+        sa.Column("second", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("domain", name=op.f("pk_token_call_budgets")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("token_call_budgets")
     op.drop_column("connections", "refresh_claimed_until")
     op.drop_column("connections", "refresh_retry_at")
     op.drop_column("connections", "refresh_failures")
