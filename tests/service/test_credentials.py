@@ -146,8 +146,7 @@ async def _row(stack: Stack, connection_id: str) -> asyncpg.Record:
     return row
 
 
-async def _make_due(stack: Stack, connection_id: str) -> None:
-    """Age the token so it is due, and ring the worker as the reconciler would."""
+async def _expire_token(stack: Stack, connection_id: str) -> None:
     db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
         await db.execute(
@@ -156,6 +155,11 @@ async def _make_due(stack: Stack, connection_id: str) -> None:
         )
     finally:
         await db.close()
+
+
+async def _make_due(stack: Stack, connection_id: str) -> None:
+    """Age the token so it is due, and ring the worker as the reconciler would."""
+    await _expire_token(stack, connection_id)
     redis = await create_pool(
         RedisSettings.from_dsn(stack.redis_url), default_queue_name=stack.queue_name
     )
@@ -379,14 +383,8 @@ async def test_invalid_grant_then_reconnect_restores_the_same_connection_and_its
         status=400,
         body={"error": "invalid_grant", "error_description": "Invalid refresh token"},
     )
-    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
-    try:  # the token expired: the incident's delivery needs a refresh, which finds the grant gone
-        await db.execute(
-            "UPDATE connections SET access_token_expires_at = now() WHERE id = $1::uuid",
-            connection_id,
-        )
-    finally:
-        await db.close()
+    # The token expired: the incident's delivery needs a refresh, which finds the grant gone.
+    await _expire_token(stack, connection_id)
     before = len(await _token_calls(stack))
     assert (await stack.send(connection_id, "incidents", INCIDENT)).status_code == 202
     await _status_becomes(stack, connection_id, "reauth_required")
