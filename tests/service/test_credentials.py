@@ -53,8 +53,9 @@ async def test_worker_refreshes_a_token_before_it_expires(stack: Stack, account_
 
     async def two_refreshes() -> list[dict[str, Any]] | None:
         calls = await stack.datadog_requests(host="api.us3.datadoghq.com", path="/oauth2/v1/token")
-        refreshes = [c for c in calls if "grant_type=refresh_token" in c["body"]]
-        return refreshes if len(refreshes) >= 2 else None
+        # A request is logged on arrival; its status is set once the answer starts.
+        answered = [c for c in calls if "grant_type=refresh_token" in c["body"] and c["status"]]
+        return answered if len(answered) >= 2 else None
 
     refreshes = await _eventually(two_refreshes)
     await stack.emulator_settings(access_token_ttl_seconds=3600)
