@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import webhooks
 from service.errors import NotFound
 from service.models import Connection, ConnectionEvent, ConnectionStatus
 
@@ -77,30 +78,36 @@ async def history(session: AsyncSession, connection_id: uuid.UUID) -> Sequence[C
 
 
 def record_creation(session: AsyncSession, connection: Connection) -> None:
-    """The first entry of a new connection's history (from no status)."""
+    """The first entry of a new connection's history (from no status), and its webhook event."""
+    reason = connection.status_reason or "created"
     session.add(
         ConnectionEvent(
             connection_id=connection.id,
             from_status=None,
             to_status=connection.status,
-            reason=connection.status_reason or "created",
+            reason=reason,
         )
     )
+    webhooks.record_transition(session, connection, None, reason)
 
 
 def transition(
     session: AsyncSession, connection: Connection, status: ConnectionStatus, reason: str
 ) -> None:
-    """Move to `status` with `reason`, recording the transition (also a same-status reason)."""
+    """Move to `status` with `reason`, recording the transition (also a same-status reason)
+    and its webhook event. Callers hold the connection's row lock, so one connection's
+    transitions are recorded, and sent, in the order they happen."""
     if connection.status == status and connection.status_reason == reason:
         return
+    from_status = connection.status
     session.add(
         ConnectionEvent(
             connection_id=connection.id,
-            from_status=connection.status,
+            from_status=from_status,
             to_status=status,
             reason=reason,
         )
     )
     connection.status = status
     connection.status_reason = reason
+    webhooks.record_transition(session, connection, from_status, reason)

@@ -173,8 +173,9 @@ def _open(keyring: KeyRing, connection: Connection, column: str) -> str | None:
 async def _note_unreadable(res: Resources, connection_id: uuid.UUID, exc: SecretUnreadable) -> None:
     """Show an unreadable secret on the connection (its status stays: the org is fine)."""
     async with res.sessionmaker() as session, session.begin():
-        connection = await conns.get_connection(session, connection_id)
-        conns.transition(session, connection, connection.status, exc.detail)
+        connection = await conns.lock(session, connection_id)
+        if connection is not None:
+            conns.transition(session, connection, connection.status, exc.detail)
     log.error("connection %s: %s", connection_id, exc.detail)
 
 
@@ -367,7 +368,8 @@ async def judge_api_key_refusal(res: Resources, creds: OrgCredentials, exc: Data
             f"intake refused a valid key: {exc.description}", status=exc.status
         )
     async with res.sessionmaker() as session, session.begin():
-        connection = await conns.get_connection(session, creds.connection_id)
+        connection = await conns.lock(session, creds.connection_id)
+        assert connection is not None, "connections are never deleted"
         conns.transition(
             session,
             connection,

@@ -119,11 +119,6 @@ class ConnectionEvent(Base):
     """One status transition of a connection, with when and why."""
 
     __tablename__ = "connection_events"
-    __table_args__ = (
-        Index(
-            "ix_connection_events_unnotified", "id", postgresql_where=text("notified_at IS NULL")
-        ),
-    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     connection_id: Mapped[uuid.UUID] = mapped_column(
@@ -133,8 +128,30 @@ class ConnectionEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class WebhookEvent(Base):
+    """One notification for `DDBRIDGE_WEBHOOK_URL`, inserted in its producer's transaction and
+    sent in `id` order (`service.webhooks`)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index("ix_webhook_events_unnotified", "id", postgresql_where=text("notified_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    """The connection it is about; None for operator events (a refused OAuth client)."""
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """The body's fields besides `event_id`, `type` and `at`; never a secret."""
+    created_at: Mapped[datetime] = mapped_column(
+        TIMESTAMP, default=utcnow, server_default=func.now(), index=True
+    )
     notified_at: Mapped[datetime | None] = mapped_column(TIMESTAMP)
-    """When `DDBRIDGE_WEBHOOK_URL` acknowledged it (None: not yet, or no webhook)."""
+    """When the webhook acknowledged it (None: not yet, or no webhook configured)."""
 
 
 class OAuthFlow(Base):

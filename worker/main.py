@@ -143,14 +143,14 @@ async def reconcile_deliveries(ctx: dict[str, Any]) -> int:
 
 
 async def notify(ctx: dict[str, Any]) -> int:
-    """Send connection-state notifications to the partner's webhook (if configured)."""
-    return await webhooks.notify_transitions(resources(ctx))
+    """Send pending webhook events to the partner's webhook (if configured), in order."""
+    return await webhooks.notify(resources(ctx))
 
 
 async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
     """Ring a refresh for every connection whose token is due and whose retry time has come
     (covers lost Redis jobs), at most `REFRESH_RATE_PER_SITE` a second per Datadog site;
-    purge expired flows and idempotency keys."""
+    purge expired flows, idempotency keys and old webhook events."""
     res = resources(ctx)
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
     rate = res.settings.refresh_rate_per_site
@@ -162,6 +162,7 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
         await session.execute(
             delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW)
         )
+        await webhooks.purge(session)
         await session.commit()
     now = utcnow()
     for connection_id, place in due:
@@ -189,6 +190,9 @@ class WorkerSettings:
             second=set(range(0, 60, 5)),
             run_at_startup=True,
         ),
+        # Ticks overlap while a run waits on a slow receiver; the later ones find the sender's
+        # advisory lock taken and return at once. (Not a fixed job id: arq keeps a cron job's
+        # in-progress key 60 s after it ends, so the sender would run once a minute.)
         cron(notify, name=f"{QUEUE_NAME}:notify", second=set(range(0, 60, 5))),
     ]
     on_startup = startup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ class Receiver:
     answer_status: int = 200
     """What the endpoint answers; a test may make it fail for a while."""
     refused: int = 0
+    delay_seconds: float = 0
+    """How long the endpoint takes to answer; a test may make it slow."""
 
 
 @contextmanager
@@ -33,6 +36,7 @@ def webhook_receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
+            time.sleep(receiver.delay_seconds)  # a slow partner endpoint, not a wait in a test
             if receiver.answer_status < 300:
                 receiver.received.append(Received(dict(self.headers.items()), body))
             else:
