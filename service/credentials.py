@@ -6,7 +6,8 @@ The rules it applies:
 - The token endpoint judges whether a grant is alive: `invalid_grant` (or another refusal of
   the grant) makes the connection `reauth_required` at once, after one call. `invalid_client`
   (or a 401) means the partner's client secret is wrong or rotated: an operator problem, so no
-  connection is blamed; the refresh is retried on the schedule like an outage.
+  connection is blamed (a metric, a log line and a `client.credentials_refused` webhook event
+  say so); the refresh is retried on the schedule like an outage.
 - A call whose scope the grant lacks is refused before any request (`MissingScope`).
 - A 401/403 on a call with the token is retried once after a refresh. A refusal after a
   *successful* refresh means "this operation is not permitted" (`OperationRefused`): that call
@@ -37,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
+from service import webhooks
 from service.crypto import KeyRing, KeyRingError
 from service.datadog.client import TokenGrant
 from service.datadog.errors import (
@@ -60,6 +62,8 @@ REFRESH_RETRY_DELAYS = [5, 15, 60, 300, 900]
 each with ±20% jitter so a fleet does not retry in step."""
 CLAIM_POLL_SECONDS = 0.1
 """How often a refresh waiting for another process's claim looks at the row again."""
+CLIENT_REFUSAL_REPEAT = timedelta(hours=1)
+"""While Datadog keeps refusing an OAuth client, its webhook event repeats this often at most."""
 EXPIRING = timedelta(seconds=60)
 """A token this close to expiry is refreshed before it is used."""
 _SECRETS = ("access_token", "refresh_token", "api_key")
@@ -479,13 +483,12 @@ async def _refresh(
         await asyncio.sleep(CLAIM_POLL_SECONDS)
     if isinstance(claimed, RefreshOutcome):
         return claimed
+    client = res.clients.client_for(claimed.site.domain)
     try:
-        grant = await res.datadog.refresh(
-            claimed.site, res.clients.client_for(claimed.site.domain), claimed.refresh_token
-        )
+        grant = await res.datadog.refresh(claimed.site, client, claimed.refresh_token)
     except DatadogError as exc:
-        return await _store(res, claimed, exc)
-    return await _store(res, claimed, grant)
+        return await _store(res, claimed, exc, client.client_id)
+    return await _store(res, claimed, grant, client.client_id)
 
 
 async def _claim(
@@ -539,9 +542,10 @@ async def _take_token_call(session: AsyncSession, domain: str, per_second: int) 
 
 
 async def _store(
-    res: Resources, claim: _Claim, answer: TokenGrant | DatadogError
+    res: Resources, claim: _Claim, answer: TokenGrant | DatadogError, client_id: str
 ) -> RefreshOutcome:
-    """Record Datadog's answer under the row lock and end the claim.
+    """Record Datadog's answer (to the call made with `client_id`) under the row lock and end
+    the claim.
 
     A grant is stored even if the claim lapsed meanwhile: it is the newest one Datadog issued.
     """
@@ -562,18 +566,33 @@ async def _store(
         if not isinstance(answer, DatadogRejected):
             return _defer(connection, "unavailable", answer.description)
         if answer.error == "invalid_client" or answer.status == 401:
-            return _client_refused(connection, claim.site, answer)
+            return await _client_refused(session, connection, claim.site, client_id, answer)
         return _grant_gone(session, connection, answer)
 
 
-def _client_refused(connection: Connection, site: Site, exc: DatadogRejected) -> RefreshOutcome:
-    """The partner's client credentials were refused: the operator's problem, not the org's."""
+async def _client_refused(
+    session: AsyncSession, connection: Connection, site: Site, client_id: str, exc: DatadogRejected
+) -> RefreshOutcome:
+    """The partner's client credentials were refused: the operator's problem, not the org's.
+
+    Each refusal counts in the metric and the log; the operator's webhook hears of it at most
+    once per `CLIENT_REFUSAL_REPEAT` per site and client, however many connections are due.
+    """
     CREDENTIAL_FAILURES.labels(kind="invalid_client", site=site.domain).inc()
+    error = exc.error or str(exc.status)
     log.error(
-        "Datadog refused the OAuth client on %s (%s): check the client secret "
+        "Datadog refused the OAuth client %s on %s (%s): check the client secret "
         "(DDBRIDGE_CLIENT_SECRET or DDBRIDGE_CLIENTS); no connection is blamed",
+        client_id,
         site.domain,
-        exc.error or exc.status,
+        error,
+    )
+    await webhooks.record_unless_recent(
+        session,
+        webhooks.EventType.CLIENT_CREDENTIALS_REFUSED,
+        {"domain": site.domain, "client_id": client_id, "error": error, "detail": exc.description},
+        same=("domain", "client_id"),
+        within=CLIENT_REFUSAL_REPEAT,
     )
     return _defer(connection, "invalid_client", exc.description)
 

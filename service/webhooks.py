@@ -87,16 +87,29 @@ def record_transition(
     )
 
 
-async def recorded_since(
-    session: AsyncSession, event_type: EventType, since: timedelta, **fields: str
+async def record_unless_recent(
+    session: AsyncSession,
+    event_type: EventType,
+    payload: dict[str, Any],
+    *,
+    same: tuple[str, ...],
+    within: timedelta,
 ) -> bool:
-    """Whether an event of this type whose payload holds `fields` was recorded within `since`."""
-    query = select(WebhookEvent.id).where(
+    """`record`, unless an event of this type with the same values of the `same` fields was
+    recorded within `within`; whether it recorded. Concurrent callers with the same values
+    take turns (an advisory lock until the transaction ends), so only one records."""
+    key = {name: payload[name] for name in same}
+    lock = f"webhook:{event_type}:{orjson.dumps(key, option=orjson.OPT_SORT_KEYS).decode()}"
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(lock, 0))))
+    recent = select(WebhookEvent.id).where(
         WebhookEvent.type == event_type,
-        WebhookEvent.created_at > utcnow() - since,
-        WebhookEvent.payload.contains(fields),
+        WebhookEvent.created_at > utcnow() - within,
+        WebhookEvent.payload.contains(key),
     )
-    return (await session.scalar(query.limit(1))) is not None
+    if await session.scalar(recent.limit(1)) is not None:
+        return False
+    record(session, event_type, payload)
+    return True
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

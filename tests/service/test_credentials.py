@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from service.jobs import REFRESH_CONNECTION
 from service.signals import SPECS, Signal
 from tests.support import payloads
 from tests.support.stack import Stack, asyncpg_dsn
+from tests.support.webhook_receiver import Received, Receiver
 
 T = TypeVar("T")
 
@@ -266,35 +268,68 @@ async def test_refresh_retries_walk_the_schedule_then_recover(
     assert current["status"] == "active"
 
 
-async def test_invalid_client_blames_no_connection_and_the_next_attempt_succeeds(
-    stack: Stack, account_id: str
+async def test_invalid_client_blames_no_connection_tells_the_operator_and_recovers(
+    stack: Stack, account_id: str, webhook: Receiver
 ) -> None:
-    connection_id, _ = await stack.connected(account_id)
+    site = "ap1.datadoghq.com"
+    refused = 3
+    ids = [(await stack.connected(f"{account_id}-{n}", site))[0] for n in range(refused)]
     await _fault(
         stack,
+        host=f"api.{site}",
         path="/oauth2/v1/token",
         status=401,
+        count=refused,
         body={"error": "invalid_client", "error_description": "Invalid client credentials"},
     )
-    before = len(await _token_calls(stack))
-    await _make_due(stack, connection_id)
+    before = len(await _token_calls(stack, f"api.{site}"))
+    for connection_id in ids:
+        await _make_due(stack, connection_id)
 
-    async def refreshed_after_refusal() -> list[int] | None:
-        statuses = [c["status"] for c in (await _token_calls(stack))[before:]]
-        return statuses if statuses[-1:] == [200] else None
+    async def refreshed_after_refusals() -> list[int] | None:
+        calls = (await _token_calls(stack, f"api.{site}"))[before:]
+        statuses = [c["status"] for c in calls]
+        return statuses if statuses.count(200) == refused else None
 
-    statuses = await _eventually(refreshed_after_refusal)
+    statuses = await _eventually(refreshed_after_refusals)
 
-    assert statuses == [401, 200]
-    current = await _connection(stack, connection_id)
-    assert current["status"] == "active"
-    assert [t["to_status"] for t in current["history"]] == ["pending", "active"]
+    assert sorted(statuses) == [200] * refused + [401] * refused
+    for connection_id in ids:
+        current = await _connection(stack, connection_id)
+        assert current["status"] == "active"
+        assert [t["to_status"] for t in current["history"]] == ["pending", "active"]
     async with httpx.AsyncClient() as http:
         worker_metrics = (await http.get(stack.worker_metrics_url)).text
     assert re.search(
-        r'ddbridge_credential_failures_total\{kind="invalid_client",site="datadoghq.com"\} [1-9]',
+        rf'ddbridge_credential_failures_total\{{kind="invalid_client",site="{site}"\}} [1-9]',
         worker_metrics,
     )
+    # The operator hears of it once (not once per connection), with the site and client id.
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        recorded = await db.fetchval(
+            "SELECT count(*) FROM webhook_events WHERE type = 'client.credentials_refused'"
+            " AND payload->>'domain' = $1",
+            site,
+        )
+    finally:
+        await db.close()
+    assert recorded == 1
+
+    async def told() -> list[Received] | None:
+        found = [r for r in list(webhook.received) if b"client.credentials_refused" in r.body]
+        return found or None
+
+    [event] = await _eventually(told)
+    body = json.loads(event.body)
+    assert {k: body[k] for k in ("type", "domain", "client_id", "error")} == {
+        "type": "client.credentials_refused",
+        "domain": site,
+        "client_id": stack.client_id,
+        "error": "invalid_client",
+    }
+    assert "connection_id" not in body
+    assert stack.client_secret not in event.body.decode()
 
 
 def test_no_module_outside_the_credential_door_opens_a_secret_or_builds_an_auth_header() -> None:
