@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -64,6 +65,9 @@ CLAIM_POLL_SECONDS = 0.1
 """How often a refresh waiting for another process's claim looks at the row again."""
 CLIENT_REFUSAL_REPEAT = timedelta(hours=1)
 """While Datadog keeps refusing an OAuth client, its webhook event repeats this often at most."""
+CLOCK_SKEW = timedelta(seconds=1)
+"""A refresh this close to its retry time counts as on time (the time was set, and the job
+rung for it runs, on machines whose clocks may differ a little)."""
 EXPIRING = timedelta(seconds=60)
 """A token this close to expiry is refreshed before it is used."""
 _SECRETS = ("access_token", "refresh_token", "api_key")
@@ -83,11 +87,18 @@ class MissingScope(ServiceError):
 
 
 class DatadogDown(ServiceError):
+    """503: Datadog cannot answer now; `Retry-After` says when to ask again (5 s if unknown)."""
+
     status_code = 503
     code = "datadog_unavailable"
 
+    def __init__(self, detail: str, *, retry_after: float | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
+
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
+        seconds = 5 if self.retry_after is None else max(1, math.ceil(self.retry_after))
+        return {"Retry-After": str(seconds)}
 
 
 class SecretUnreadable(ServiceError):
@@ -356,7 +367,11 @@ async def call_with_bearer(
 async def _refreshed_bearer(res: Resources, connection_id: uuid.UUID, *, margin: timedelta) -> str:
     outcome = await refresh(res, connection_id, margin=margin)
     if outcome.result is RefreshResult.DEFERRED:
-        raise DatadogUnavailable("the token could not be refreshed now; try again later")
+        wait = None if outcome.retry_at is None else (outcome.retry_at - utcnow()).total_seconds()
+        raise DatadogUnavailable(
+            "the token could not be refreshed now; try again later",
+            retry_after=None if wait is None else max(0.0, wait),
+        )
     if outcome.bearer is None:
         raise GrantGone(f"connection {connection_id} has no usable grant")
     return outcome.bearer
@@ -442,6 +457,8 @@ async def refresh(
 
     Never raises for Datadog's answers: a refused grant is `GONE` (and `reauth_required`), an
     outage or a refused client is `DEFERRED` until `retry_at` (stored on the connection).
+    Until that time every refresh, whoever asks (a delivery, a read, a stray doorbell), answers
+    `DEFERRED` again without calling Datadog: the schedule holds for all of them.
     Raises `SecretUnreadable` (shown on the connection) when the stored token does not open.
     When another process is refreshing the connection, or the site's token calls of this
     second are used up, it waits (`wait`) or answers `DEFERRED` until then.
@@ -495,29 +512,47 @@ async def _claim(
     res: Resources, connection_id: uuid.UUID, margin: timedelta, length: timedelta
 ) -> RefreshOutcome | _Claim | datetime:
     """Under the row lock, briefly: an outcome that needs no call, a claim to make the call,
-    or when another process's claim ends."""
+    or when another process's claim (or the site's full second of token calls) ends."""
     async with res.sessionmaker() as session, session.begin():
         connection = await conns.lock(session, connection_id)
-        if connection is None or connection.status not in REFRESHABLE:
-            return RefreshOutcome(RefreshResult.GONE)
-        now = utcnow()
-        expires_at = connection.access_token_expires_at
-        if expires_at is not None and expires_at - now > margin:
-            bearer = _open(res.keyring, connection, "access_token")
-            return RefreshOutcome(RefreshResult.FRESH, expires_at, bearer=bearer)
-        if connection.refresh_claimed_until is not None and connection.refresh_claimed_until > now:
-            return connection.refresh_claimed_until
+        answer = _answer_without_a_call(res, connection, margin)
+        if answer is not None:
+            return answer
+        assert connection is not None
         refresh_token = _open(res.keyring, connection, "refresh_token")
-        if refresh_token is None:
-            return RefreshOutcome(RefreshResult.GONE)
+        assert refresh_token is not None
         next_window = await _take_token_call(
             session, connection.domain, res.settings.refresh_rate_per_site
         )
         if next_window is not None:
             return next_window
-        connection.refresh_claimed_until = now + length
+        connection.refresh_claimed_until = utcnow() + length
         site = res.sites.by_domain(connection.domain)
         return _Claim(connection.id, site, refresh_token, connection.refresh_claimed_until)
+
+
+def _answer_without_a_call(
+    res: Resources, connection: Connection | None, margin: timedelta
+) -> RefreshOutcome | datetime | None:
+    """`GONE`, `FRESH`, `DEFERRED` until the stored retry time, or when another process's
+    claim ends; None when the token endpoint must be called."""
+    if (
+        connection is None
+        or connection.status not in REFRESHABLE
+        or connection.refresh_token is None
+    ):
+        return RefreshOutcome(RefreshResult.GONE)
+    now = utcnow()
+    expires_at = connection.access_token_expires_at
+    if expires_at is not None and expires_at - now > margin:
+        bearer = _open(res.keyring, connection, "access_token")
+        return RefreshOutcome(RefreshResult.FRESH, expires_at, bearer=bearer)
+    retry_at = connection.refresh_retry_at
+    if retry_at is not None and retry_at > now + CLOCK_SKEW:
+        return RefreshOutcome(RefreshResult.DEFERRED, expires_at, retry_at)
+    if connection.refresh_claimed_until is not None and connection.refresh_claimed_until > now:
+        return connection.refresh_claimed_until
+    return None
 
 
 async def _take_token_call(session: AsyncSession, domain: str, per_second: int) -> datetime | None:

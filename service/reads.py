@@ -41,7 +41,9 @@ async def read_through(
     except GrantGone as gone:
         raise NotDeliverable("the org must re-authorize; nothing was read") from gone
     except DatadogUnavailable as exc:
-        raise DatadogDown(f"Datadog could not answer: {exc.description}") from exc
+        raise DatadogDown(
+            f"Datadog could not answer: {exc.description}", retry_after=exc.retry_after
+        ) from exc
 
 
 async def _opened(
@@ -52,4 +54,6 @@ async def _opened(
     except GrantGone as gone:
         raise NotDeliverable("the org must re-authorize; nothing was read") from gone
     except DatadogUnavailable as exc:
-        raise DatadogDown(f"Datadog could not answer: {exc.description}") from exc
+        raise DatadogDown(
+            f"Datadog could not answer: {exc.description}", retry_after=exc.retry_after
+        ) from exc

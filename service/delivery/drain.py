@@ -158,8 +158,8 @@ class _Drainer:
             )
         except (ServiceError, GrantGone) as exc:
             raise _Held from exc
-        except DatadogUnavailable as exc:
-            self._transient(exc)
+        except DatadogUnavailable as exc:  # e.g. a token refresh waiting for its retry time
+            self._transient(exc, at_least=exc.retry_after or 0)
         self.labels["site"] = self.creds.site.domain
         if self.spec.scope is not None and self.spec.scope not in self.creds.scopes:
             self.missing_scope = self.spec.scope

@@ -10,6 +10,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -266,6 +267,52 @@ async def test_refresh_retries_walk_the_schedule_then_recover(
     assert 11.9 <= gaps[1] <= 18.5, gaps
     current = await _connection(stack, connection_id)
     assert current["status"] == "active"
+
+
+async def test_reads_and_deliveries_wait_for_the_refresh_retry_time(
+    stack: Stack, account_id: str
+) -> None:
+    """After a failed refresh, a monitors read and an incident's delivery make no token call
+    of their own: the read answers 503 with `Retry-After`, the incident waits; the schedule's
+    retry is the only next call, and then the incident is delivered."""
+    connection_id, dd_oid = await stack.connected(account_id)
+    await _fault(stack, path="/oauth2/v1/token", status=503, count=1)
+    before = len(await _token_calls(stack))
+    await _make_due(stack, connection_id)
+
+    async def retry_scheduled() -> asyncpg.Record | None:
+        row = await _row(stack, connection_id)
+        return row if row["refresh_retry_at"] is not None else None
+
+    row = await _eventually(retry_scheduled)
+    read = await stack.api.get(f"/internal/v1/connections/{connection_id}/monitors")
+    sent = await stack.send(connection_id, "incidents", INCIDENT)
+
+    async def incidents_paused() -> bool | None:
+        db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+        try:
+            paused = await db.fetchval(
+                "SELECT paused_until FROM partitions WHERE connection_id = $1::uuid"
+                " AND signal = 'incidents'",
+                connection_id,
+            )
+        finally:
+            await db.close()
+        return True if paused is not None else None
+
+    await _eventually(incidents_paused)
+    during_wait = [c["status"] for c in (await _token_calls(stack))[before:]]
+    waited = (row["refresh_retry_at"] - datetime.now(UTC)).total_seconds()
+
+    assert waited > 0, "the checks above ran before the retry time"
+    assert during_wait == [503], "no token call before the retry time"
+    assert read.status_code == 503, read.text
+    assert read.json()["error"] == "datadog_unavailable"
+    assert 1 <= int(read.headers["Retry-After"]) <= 7
+    assert sent.status_code == 202
+    assert len(await stack.wait_received(dd_oid, "incidents", 1)) == 1
+    assert [c["status"] for c in (await _token_calls(stack))[before:]] == [503, 200]
+    assert (await _connection(stack, connection_id))["status"] == "active"
 
 
 async def test_invalid_client_blames_no_connection_tells_the_operator_and_recovers(
