@@ -456,8 +456,19 @@ async def test_after_key_invalid_reconnecting_delivers_what_was_held(
     assert (current["status"], current["has_api_key"]) == ("active", True)
 
 
+async def _webhook_events(webhook: Receiver, connection_id: str, count: int) -> list[Any]:
+    """The connection's webhook events, polled until there are at least `count`."""
+
+    async def arrived() -> list[Any] | None:
+        events = [json.loads(r.body) for r in list(webhook.received)]
+        mine = [e for e in events if e.get("connection_id") == connection_id]
+        return mine if len(mine) >= count else None
+
+    return await _eventually(arrived)
+
+
 async def test_invalid_grant_then_reconnect_restores_the_same_connection_and_its_data(
-    stack: Stack, account_id: str
+    stack: Stack, account_id: str, webhook: Receiver
 ) -> None:
     connection_id, dd_oid = await stack.connected(account_id)
     await _fault(
@@ -472,6 +483,13 @@ async def test_invalid_grant_then_reconnect_restores_the_same_connection_and_its
     assert (await stack.send(connection_id, "incidents", INCIDENT)).status_code == 202
     await _status_becomes(stack, connection_id, "reauth_required")
     assert [c["status"] for c in (await _token_calls(stack))[before:]] == [400], "one call"
+    told = (await _webhook_events(webhook, connection_id, 3))[2]
+    assert (told["type"], told["from_status"], told["to_status"]) == (
+        "connection.status_changed",
+        "active",
+        "reauth_required",
+    )
+    assert "invalid_grant" in told["reason"]
 
     page = await stack.connect(account_id, {"dd_oid": dd_oid}, domain="datadoghq.com")
 
@@ -479,6 +497,8 @@ async def test_invalid_grant_then_reconnect_restores_the_same_connection_and_its
     assert len(await stack.wait_received(dd_oid, "incidents", 1)) == 1
     [again] = await stack.connections(account_id)
     assert (again["id"], again["status"]) == (connection_id, "active")
+    restored = (await _webhook_events(webhook, connection_id, 4))[3]
+    assert (restored["from_status"], restored["to_status"]) == ("reauth_required", "active")
 
 
 async def test_a_hung_token_endpoint_does_not_hold_up_other_connections(
