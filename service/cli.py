@@ -30,7 +30,7 @@ from service.embedded import EmbeddedPostgres, EmbeddedRedis
 from service.keys import KeyUsage, rotate
 from service.keys import status as key_status
 from service.resources import open_resources, redis_settings
-from service.settings import DatabaseSettings, KeyRingSettings, Settings
+from service.settings import DatabaseSettings, KeyRingSettings, Settings, configured
 from service.verify import Check, verify
 
 T = TypeVar("T")
@@ -57,14 +57,15 @@ def configure_logging(level: str = "INFO") -> None:
 
 @contextmanager
 def embedded_services(data_dir: Path) -> Iterator[None]:
-    """Start embedded PostgreSQL/Redis for whichever URL is unset, exporting the URL."""
+    """Start embedded PostgreSQL/Redis for whichever URL is unset (in the environment and in
+    `DDBRIDGE_SECRETS_DIR`), exporting the URL."""
     with ExitStack() as stack:
-        if not os.environ.get("DDBRIDGE_DATABASE_URL"):
+        if not configured("DDBRIDGE_DATABASE_URL"):
             postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
             postgres.create_database(EMBEDDED_DATABASE)
             os.environ["DDBRIDGE_DATABASE_URL"] = postgres.url(EMBEDDED_DATABASE)
             typer.echo(f"embedded PostgreSQL on port {postgres.port}", err=True)
-        if not os.environ.get("DDBRIDGE_REDIS_URL"):
+        if not configured("DDBRIDGE_REDIS_URL"):
             redis = stack.enter_context(EmbeddedRedis(data_dir / "redis"))
             os.environ["DDBRIDGE_REDIS_URL"] = redis.url()
             typer.echo(f"embedded Redis on port {redis.port}", err=True)
