@@ -21,7 +21,7 @@ import uvicorn
 from arq.worker import run_worker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import deliveries
+from service import deliveries, metrics
 from service.api.schemas import DeadLetterOut
 from service.api.views import connection_view, connection_views
 from service.crypto import generate_key
@@ -82,12 +82,18 @@ DataDirOption = Annotated[Path, typer.Option(help="Where embedded services keep 
 def api(
     host: str = "127.0.0.1",
     port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes behind the one port; /metrics sums them.")
+    ] = 1,
     data_dir: DataDirOption = DATA_DIR,
     log_level: str = "INFO",
 ) -> None:
     """Serve the HTTP API (onboarding, callback, internal API, health, metrics)."""
     configure_logging(log_level)
-    with embedded_services(data_dir):
+    with ExitStack() as stack:
+        stack.enter_context(embedded_services(data_dir))
+        if workers > 1:
+            stack.enter_context(metrics.shared_by_processes())
         uvicorn.run(
             "service.main:app",
             host=host,
@@ -99,6 +105,7 @@ def api(
             # headers of any size into memory).
             http="h11",
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            workers=workers,
         )
 
 

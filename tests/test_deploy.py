@@ -87,6 +87,12 @@ def test_the_api_runs_replicated_probed_and_served(kustomization: str) -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert served >= API_PATHS
+    # Several processes per pod: their metrics go to a writable, pod-local directory.
+    env = {item["name"]: item["value"] for item in container["env"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in api["spec"]["template"]["spec"]["volumes"]}
+    assert int(container["command"][container["command"].index("--workers") + 1]) > 1
+    assert "emptyDir" in volumes[mounts[env["PROMETHEUS_MULTIPROC_DIR"]]]
 
     pod_labels = api["spec"]["template"]["metadata"]["labels"]
     service = one(resources, "Service", "ddbridge-api")
