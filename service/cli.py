@@ -21,7 +21,7 @@ import uvicorn
 from arq.worker import run_worker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import deliveries
+from service import deliveries, metrics
 from service.api.schemas import DeadLetterOut
 from service.api.views import connection_view, connection_views
 from service.crypto import generate_key
@@ -30,7 +30,7 @@ from service.embedded import EmbeddedPostgres, EmbeddedRedis
 from service.keys import KeyUsage, rotate
 from service.keys import status as key_status
 from service.resources import open_resources, redis_settings
-from service.settings import DatabaseSettings, KeyRingSettings, Settings
+from service.settings import DatabaseSettings, KeyRingSettings, Settings, configured
 from service.verify import Check, verify
 
 T = TypeVar("T")
@@ -57,14 +57,15 @@ def configure_logging(level: str = "INFO") -> None:
 
 @contextmanager
 def embedded_services(data_dir: Path) -> Iterator[None]:
-    """Start embedded PostgreSQL/Redis for whichever URL is unset, exporting the URL."""
+    """Start embedded PostgreSQL/Redis for whichever URL is unset (in the environment and in
+    `DDBRIDGE_SECRETS_DIR`), exporting the URL."""
     with ExitStack() as stack:
-        if not os.environ.get("DDBRIDGE_DATABASE_URL"):
+        if not configured("DDBRIDGE_DATABASE_URL"):
             postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
             postgres.create_database(EMBEDDED_DATABASE)
             os.environ["DDBRIDGE_DATABASE_URL"] = postgres.url(EMBEDDED_DATABASE)
             typer.echo(f"embedded PostgreSQL on port {postgres.port}", err=True)
-        if not os.environ.get("DDBRIDGE_REDIS_URL"):
+        if not configured("DDBRIDGE_REDIS_URL"):
             redis = stack.enter_context(EmbeddedRedis(data_dir / "redis"))
             os.environ["DDBRIDGE_REDIS_URL"] = redis.url()
             typer.echo(f"embedded Redis on port {redis.port}", err=True)
@@ -81,12 +82,18 @@ DataDirOption = Annotated[Path, typer.Option(help="Where embedded services keep 
 def api(
     host: str = "127.0.0.1",
     port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes behind the one port; /metrics sums them.")
+    ] = 1,
     data_dir: DataDirOption = DATA_DIR,
     log_level: str = "INFO",
 ) -> None:
     """Serve the HTTP API (onboarding, callback, internal API, health, metrics)."""
     configure_logging(log_level)
-    with embedded_services(data_dir):
+    with ExitStack() as stack:
+        stack.enter_context(embedded_services(data_dir))
+        if workers > 1:
+            stack.enter_context(metrics.shared_by_processes())
         uvicorn.run(
             "service.main:app",
             host=host,
@@ -98,6 +105,7 @@ def api(
             # headers of any size into memory).
             http="h11",
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            workers=workers,
         )
 
 

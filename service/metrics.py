@@ -1,8 +1,28 @@
-"""Prometheus metrics of the service and worker (labelled by outcome, signal, site; never org)."""
+"""Prometheus metrics of the service and worker (labelled by outcome, signal, site; never org).
+
+Counters and histograms live in each process. With `PROMETHEUS_MULTIPROC_DIR` set (several API
+processes behind one port, `ddbridge api --workers N`), each process writes them to files
+there and `/metrics` sums every process's files (`process_registry`). The outbox figures are
+no process's state: they are read from PostgreSQL at each scrape (`Backlog`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 OAUTH_FLOWS = Counter(
     "ddbridge_oauth_flows", "Onboarding callbacks and links by outcome", ["outcome"]
@@ -34,11 +54,70 @@ DELIVERY_LATENCY = Histogram(
     ["signal", "site"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
 )
-BACKLOG = Gauge(
-    "ddbridge_backlog_items", "Items waiting in the outbox (read at scrape)", ["signal", "site"]
-)
-OLDEST_PENDING = Gauge(
-    "ddbridge_oldest_pending_seconds",
-    "Age of the oldest waiting item (read at scrape)",
-    ["signal", "site"],
-)
+
+
+@contextmanager
+def shared_by_processes() -> Iterator[Path]:
+    """A clean `PROMETHEUS_MULTIPROC_DIR` for the API processes about to start (exported to
+    them): the directory already named there, emptied of a previous run's files, else a
+    temporary one, removed afterwards. Must be entered before the processes import
+    prometheus_client."""
+    named = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if named:
+        directory = Path(named)
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.glob("*.db"):
+            leftover.unlink()
+        yield directory
+        return
+    directory = Path(tempfile.mkdtemp(prefix="ddbridge-metrics-"))
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
+    try:
+        yield directory
+    finally:
+        del os.environ[MULTIPROCESS_DIR_VARIABLE]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def process_registry() -> CollectorRegistry:
+    """This process's metrics, or every API process's when they share a multiprocess dir."""
+    if not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What waits in the outbox for one (signal, site)."""
+
+    signal: str
+    site: str
+    items: int
+    oldest_accepted_at: datetime
+
+
+class Backlog(Collector):
+    """The outbox backlog as read at one scrape."""
+
+    def __init__(self, pending: Iterable[Pending], now: datetime) -> None:
+        self._pending = list(pending)
+        self._now = now
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["signal", "site"]
+        items = GaugeMetricFamily(
+            "ddbridge_backlog_items", "Items waiting in the outbox (read at scrape)", labels=labels
+        )
+        oldest = GaugeMetricFamily(
+            "ddbridge_oldest_pending_seconds",
+            "Age of the oldest waiting item (read at scrape)",
+            labels=labels,
+        )
+        for pending in self._pending:
+            items.add_metric([pending.signal, pending.site], pending.items)
+            age = (self._now - pending.oldest_accepted_at).total_seconds()
+            oldest.add_metric([pending.signal, pending.site], age)
+        yield items
+        yield oldest

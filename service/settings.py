@@ -7,12 +7,19 @@ environment; secrets are `SecretStr` so they never print.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from service.crypto import KeyRing
 
@@ -32,6 +39,20 @@ def _split_commas(value: object) -> object:
 
 CommaList = Annotated[list[str], NoDecode]
 
+SECRETS_DIR_VARIABLE = "DDBRIDGE_SECRETS_DIR"
+"""A directory of files named after variables (`DDBRIDGE_ENCRYPTION_KEYS`, ...), each holding
+that variable's value: a Kubernetes Secret mounted as a volume. The environment wins."""
+
+
+def configured(variable: str) -> bool:
+    """Whether `variable` (a `DDBRIDGE_...` name) is set in the environment or the secrets dir."""
+    if os.environ.get(variable):
+        return True
+    directory = os.environ.get(SECRETS_DIR_VARIABLE)
+    if not directory:
+        return False
+    return (Path(directory) / variable).is_file()
+
 
 class DatabaseSettings(BaseSettings):
     """The part of the environment that migrations and read-only operator commands need."""
@@ -39,6 +60,21 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DDBRIDGE_", extra="ignore")
 
     database_url: str
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment, then the files of `DDBRIDGE_SECRETS_DIR` (read at start-up)."""
+        directory = os.environ.get(SECRETS_DIR_VARIABLE)
+        if directory:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=directory)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
 
 class KeyRingSettings(DatabaseSettings):
@@ -108,7 +144,10 @@ class Settings(KeyRingSettings):
     drain_budget_seconds: float = Field(default=2.0, gt=0)
     """How long one job drains a partition before yielding to others (fairness)."""
     worker_metrics_port: int | None = None
-    """Serve the worker's Prometheus metrics on this port (the API serves its own)."""
+    """Serve the worker's Prometheus metrics and `/healthz` on this port (the API serves its
+    own)."""
+    worker_metrics_host: str = "127.0.0.1"
+    """The address the worker's port listens on (`0.0.0.0` in a container, for probes)."""
     queue_name: str = Field(default="ddbridge", min_length=1)
     """The arq queue; deployments sharing one Redis database need different names."""
 

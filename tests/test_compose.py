@@ -31,7 +31,9 @@ COMMANDS = {
     "worker": ["arq", "worker.main.WorkerSettings"],
     "emulator": ["fakedatadog", "--host", "0.0.0.0", "--port", "8126"],
 }
-PROBED_PATHS = {"api": "/readyz", "emulator": "/_emulator/health"}
+PROBED_PATHS = {"api": "/readyz", "emulator": "/_emulator/health", "worker": "/healthz"}
+WORKER_ONLY = {"DDBRIDGE_WORKER_METRICS_PORT"}
+"""Settings the worker has and the other services do not (its own HTTP port)."""
 
 
 def _compose() -> dict[str, Any]:
@@ -55,6 +57,8 @@ def _dockerfile() -> list[tuple[str, str]]:
 
 def _paths(service: str) -> set[str]:
     """The URL paths served by the app a service runs."""
+    if service == "worker":
+        return {"/healthz", "/metrics"}  # worker.health: /healthz, and metrics on any other
     if service == "emulator":
         from fakedatadog.app import create_app  # noqa: PLC0415
 
@@ -120,9 +124,12 @@ def test_services_and_their_dependencies() -> None:
     for name in APP_SERVICES:
         assert services[name]["image"] == "ddbridge:local"
         assert services[name]["build"] == "."
-    # The image's own health check probes the API; containers that serve no API turn it off.
-    assert services["worker"]["healthcheck"] == {"disable": True}
+    # The image's own health check probes the API; the migration serves nothing.
     assert services["migrate"]["healthcheck"] == {"disable": True}
+    # Long-running services come back after a crash or a reboot; the migration runs once.
+    for name in ("postgres", "redis", "emulator", "api", "worker"):
+        assert services[name]["restart"] == "unless-stopped", name
+    assert services["migrate"]["restart"] == "no"
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -138,15 +145,19 @@ def test_service_health_check_probes_a_served_path(service: str) -> None:
     test = definition["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
     assert PROBED_PATHS[service] in test[3]
-    _check_probe(test[3], service, definition["command"][-1])
+    if service == "worker":
+        port = definition["environment"]["DDBRIDGE_WORKER_METRICS_PORT"]
+    else:
+        port = definition["command"][-1]
+    _check_probe(test[3], service, port)
 
 
 def test_environment_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     services = _services()
     environment = services["api"]["environment"]
-    assert all(
-        services[name]["environment"] == environment for name in APP_SERVICES if name != "emulator"
-    )
+    for name in ("migrate", "worker"):
+        shared = {k: v for k, v in services[name]["environment"].items() if k not in WORKER_ONLY}
+        assert shared == environment, name
     demo = services["emulator"]["environment"]
     assert demo["FAKEDATADOG_DEMO_CLIENT"] == (
         f"{environment['DDBRIDGE_CLIENT_ID']}:{environment['DDBRIDGE_CLIENT_SECRET']}"

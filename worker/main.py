@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 from arq import cron, func
 from arq.connections import RedisSettings
-from prometheus_client import start_http_server
 from sqlalchemy import delete, or_, select
 
 from service import credentials, jobs, webhooks
@@ -30,6 +29,7 @@ from service.models import IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcn
 from service.resources import Resources, open_resources
 from service.settings import Settings
 from service.signals import Signal
+from worker.health import HealthPort, Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["resources"] = await stack.enter_async_context(open_resources(settings))
     ctx["token_calls"] = asyncio.Semaphore(TOKEN_CALLS_PER_WORKER)
     if settings.worker_metrics_port is not None:
-        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+        heartbeat = Heartbeat()
+        beating = asyncio.create_task(heartbeat.beat())
+        stack.push_async_callback(_cancel, beating)
+        port = HealthPort(settings.worker_metrics_host, settings.worker_metrics_port, heartbeat)
+        stack.callback(port.close)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
 from service.api.deps import ResourcesDep
-from service.metrics import BACKLOG, OLDEST_PENDING
+from service.metrics import Backlog, Pending, process_registry
 from service.models import Connection, OutboxRow, utcnow
 
 router = APIRouter(tags=["ops"])
@@ -37,16 +37,18 @@ async def readyz(res: ResourcesDep) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(res: ResourcesDep) -> Response:
-    """This process's counters, plus the outbox backlog read from PostgreSQL now.
+    """The API's counters (every API process's, with `PROMETHEUS_MULTIPROC_DIR`), plus the
+    outbox backlog read from PostgreSQL now.
 
     The worker's delivery counters are served by each worker on
     `DDBRIDGE_WORKER_METRICS_PORT`.
     """
-    await _read_backlog(res)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    backlog = await _read_backlog(res)
+    body = generate_latest(process_registry()) + generate_latest(backlog)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-async def _read_backlog(res: ResourcesDep) -> None:
+async def _read_backlog(res: ResourcesDep) -> Backlog:
     query = (
         select(
             Connection.domain,
@@ -59,12 +61,9 @@ async def _read_backlog(res: ResourcesDep) -> None:
     )
     async with res.sessionmaker() as session:
         rows = (await session.execute(query)).all()
-    BACKLOG.clear()
-    OLDEST_PENDING.clear()
-    now = utcnow()
-    for domain, signal, items, oldest in rows:
-        BACKLOG.labels(signal=signal, site=domain).set(items)
-        OLDEST_PENDING.labels(signal=signal, site=domain).set((now - oldest).total_seconds())
+    return Backlog(
+        (Pending(signal, domain, items, oldest) for domain, signal, items, oldest in rows), utcnow()
+    )
 
 
 async def _database(res: ResourcesDep) -> bool:
