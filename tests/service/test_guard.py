@@ -216,8 +216,7 @@ async def test_key_reused_with_another_body_is_422_and_stores_nothing(
     assert again.status_code == 202
     assert again.json() == first.json()
     assert len(await stack.wait_received(dd_oid, "logs", 3)) == 3
-    view = (await stack.api.get(f"/internal/v1/connections/{connection_id}")).json()
-    [logs] = [p for p in view["delivery"] if p["signal"] == "logs"]
+    logs = await stack.wait_delivered(connection_id, "logs", 3)
     assert logs["delivered_items"] == 3
     assert await _outbox_items(stack, connection_id) == 0
     assert len(await stack.received(dd_oid, "logs")) == 3

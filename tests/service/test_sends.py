@@ -239,8 +239,7 @@ async def test_idempotent_repeat_returns_the_first_answer_and_stores_nothing(
     assert again.json() == first.json()
     assert other.json()["batch_id"] != first.json()["batch_id"]
     assert len(await stack.wait_received(dd_oid, "logs", 5)) == 5
-    view = (await stack.api.get(f"/internal/v1/connections/{connection_id}")).json()
-    [logs] = [p for p in view["delivery"] if p["signal"] == "logs"]
+    logs = await stack.wait_delivered(connection_id, "logs", 5)
     assert logs["delivered_items"] == 5
 
 

@@ -283,6 +283,21 @@ class Stack:
                 return items
             await asyncio.sleep(0.05)
 
+    async def wait_delivered(
+        self, connection_id: str, signal: str, count: int, deadline_seconds: float = 30
+    ) -> dict[str, Any]:
+        """Poll the connection's view until `signal` counts at least `count` delivered items;
+        return that partition's view. The worker counts an item after Datadog's answer, so
+        the emulator may hold it a moment before the count moves."""
+        deadline = time.monotonic() + deadline_seconds
+        while True:
+            view = (await self.api.get(f"/internal/v1/connections/{connection_id}")).json()
+            partitions = [p for p in view["delivery"] if p["signal"] == signal]
+            delivered = partitions[0]["delivered_items"] if partitions else 0
+            if delivered >= count or time.monotonic() > deadline:
+                return partitions[0] if partitions else {"signal": signal, "delivered_items": 0}
+            await asyncio.sleep(0.05)
+
     async def wait_dead_letters(
         self, connection_id: str, count: int, deadline_seconds: float = 30
     ) -> list[dict[str, Any]]:
