@@ -17,8 +17,9 @@ The rules it applies:
 
 Refreshes of one org never race: a refresher claims the connection in its row (briefly under
 the row lock), calls Datadog holding no database connection, then stores the answer; any other
-refresher waits for the claim to end and finds the fresh token. Failed attempts walk `REFRESH_RETRY_DELAYS` with
-jitter; the count and the next attempt live in PostgreSQL, so they survive Redis being lost.
+refresher waits for the claim to end and finds the fresh token. Failed attempts walk
+`DDBRIDGE_REFRESH_RETRY_DELAYS` with jitter; the count and the next attempt live in PostgreSQL,
+so they survive Redis being lost.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -58,16 +59,17 @@ from service.sites import Site
 log = logging.getLogger(__name__)
 
 REFRESHABLE = (ConnectionStatus.ACTIVE, ConnectionStatus.KEY_INVALID, ConnectionStatus.PENDING)
-REFRESH_RETRY_DELAYS = [5, 15, 60, 300, 900]
-"""Seconds before the 1st, 2nd, ... retry of a refresh Datadog could not answer (then the last),
-each with ±20% jitter so a fleet does not retry in step."""
+RETRY_JITTER = 0.2
+"""Each retry of a refresh comes within ±this fraction of its step of
+`DDBRIDGE_REFRESH_RETRY_DELAYS`, so a fleet does not retry in step."""
 CLAIM_POLL_SECONDS = 0.1
 """How often a refresh waiting for another process's claim looks at the row again."""
 CLIENT_REFUSAL_REPEAT = timedelta(hours=1)
 """While Datadog keeps refusing an OAuth client, its webhook event repeats this often at most."""
-CLOCK_SKEW = timedelta(seconds=1)
-"""A refresh this close to its retry time counts as on time (the time was set, and the job
-rung for it runs, on machines whose clocks may differ a little)."""
+CLOCK_SKEW = timedelta(seconds=0.1)
+"""A refresh this close to its retry time counts as on time: the time is set, and the job rung
+for it runs, on machines whose clocks may differ a little (a job turned away by its own
+schedule could not ring itself again under its own id, and would wait for the reconciler)."""
 EXPIRING = timedelta(seconds=60)
 """A token this close to expiry is refreshed before it is used."""
 _SECRETS = ("access_token", "refresh_token", "api_key")
@@ -444,10 +446,10 @@ async def due_for_refresh(
     return [(connection_id, int(position) - 1) for connection_id, position in rows.all()]
 
 
-def retry_delay(failures: int) -> float:
+def retry_delay(delays: Sequence[float], failures: int) -> float:
     """Seconds before the next refresh attempt after `failures` failed ones, with jitter."""
-    base = REFRESH_RETRY_DELAYS[min(failures, len(REFRESH_RETRY_DELAYS)) - 1]
-    return base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not secrecy)
+    base = delays[min(failures, len(delays)) - 1]
+    return base * random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)  # noqa: S311 (jitter)
 
 
 async def refresh(
@@ -598,16 +600,18 @@ async def _store(
                 connection.access_token_expires_at,
                 bearer=answer.access_token,
             )
+        delays = res.settings.refresh_retry_delays
         if not isinstance(answer, DatadogRejected):
-            return _defer(connection, "unavailable", answer.description)
+            return _defer(connection, delays, "unavailable", answer.description)
         if answer.error == "invalid_client" or answer.status == 401:
-            return await _client_refused(session, connection, claim.site, client_id, answer)
+            await _client_refused(session, claim.site, client_id, answer)
+            return _defer(connection, delays, "invalid_client", answer.description)
         return _grant_gone(session, connection, answer)
 
 
 async def _client_refused(
-    session: AsyncSession, connection: Connection, site: Site, client_id: str, exc: DatadogRejected
-) -> RefreshOutcome:
+    session: AsyncSession, site: Site, client_id: str, exc: DatadogRejected
+) -> None:
     """The partner's client credentials were refused: the operator's problem, not the org's.
 
     Each refusal counts in the metric and the log; the operator's webhook hears of it at most
@@ -629,12 +633,13 @@ async def _client_refused(
         same=("domain", "client_id"),
         within=CLIENT_REFUSAL_REPEAT,
     )
-    return _defer(connection, "invalid_client", exc.description)
 
 
-def _defer(connection: Connection, cause: str, description: str) -> RefreshOutcome:
+def _defer(
+    connection: Connection, delays: Sequence[float], cause: str, description: str
+) -> RefreshOutcome:
     connection.refresh_failures += 1
-    retry_at = utcnow() + timedelta(seconds=retry_delay(connection.refresh_failures))
+    retry_at = utcnow() + timedelta(seconds=retry_delay(delays, connection.refresh_failures))
     connection.refresh_retry_at = retry_at
     TOKEN_REFRESHES.labels(result=cause).inc()
     log.warning(

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from arq.connections import RedisSettings, create_pool
 
-from service.jobs import REFRESH_CONNECTION
-from tests.support.isolated_stack import IsolatedStack, isolated_stack
+from tests.support.isolated_stack import isolated_stack
 from tests.support.stack import Stack
 
 CONNECTIONS = 50
@@ -33,30 +31,6 @@ async def _refresh_calls(stack: Stack) -> list[dict[str, Any]]:
     return [call for call in calls if "grant_type=refresh_token" in call["body"]]
 
 
-async def _make_due(isolated: IsolatedStack, connection_ids: list[str]) -> None:
-    await isolated.fetch(
-        "UPDATE connections SET access_token_expires_at = now() WHERE id = ANY($1::uuid[])"
-        " RETURNING id",
-        connection_ids,
-    )
-
-
-async def _ring(isolated: IsolatedStack, connection_ids: list[str], times: int) -> None:
-    """Ring each connection's refresh `times` times, under distinct ids, as lost-and-found
-    doorbells and reconciler ticks would."""
-    redis = await create_pool(
-        RedisSettings.from_dsn(isolated.redis_url), default_queue_name=isolated.stack.queue_name
-    )
-    try:
-        for ring in range(times):
-            for connection_id in connection_ids:
-                await redis.enqueue_job(
-                    REFRESH_CONNECTION, connection_id, _job_id=f"race:{connection_id}:{ring}"
-                )
-    finally:
-        await redis.aclose()
-
-
 async def test_api_and_three_workers_refresh_each_connection_exactly_once(
     admin_url: str, tmp_path: Path, resilience_logs: Path
 ) -> None:
@@ -64,13 +38,13 @@ async def test_api_and_three_workers_refresh_each_connection_exactly_once(
         stack = isolated.stack
         await stack.emulator_settings(rotate_refresh_tokens=True)
         ids = await _connect_many(stack, CONNECTIONS)
-        await _make_due(isolated, ids)
+        await isolated.make_tokens_due(ids)
 
         reads, _ = await asyncio.gather(
             asyncio.gather(
                 *(stack.api.get(f"/internal/v1/connections/{cid}/monitors") for cid in ids)
             ),
-            _ring(isolated, ids, times=WORKERS),
+            isolated.ring_refreshes(ids, times=WORKERS),
         )
 
         deadline = time.monotonic() + 30
@@ -138,8 +112,8 @@ async def test_a_rotated_client_secret_file_is_used_without_a_restart(
                 },
             )
         ).raise_for_status()
-        await _make_due(isolated, [connection_id])
-        await _ring(isolated, [connection_id], times=1)
+        await isolated.make_tokens_due([connection_id])
+        await isolated.ring_refreshes([connection_id])
         assert await _wait_refresh_calls(stack, 1) == [401]
         [row] = await isolated.fetch("SELECT status FROM connections")
         assert row["status"] == "active", "a refused client blames no connection"
