@@ -1,6 +1,6 @@
 """Refresh retries in a Datadog outage, time compressed: each connection's attempts walk the
-retry schedule, the fleet's token calls stay bounded, and every connection recovers within
-one step.
+retry schedule, the fleet's token calls stay bounded, every connection recovers within one
+step, and the schedule lives in PostgreSQL (a flushed Redis does not reset or lose it).
 
 Time is compressed by scaling the production schedule (`DDBRIDGE_REFRESH_RETRY_DELAYS`,
 5, 15, 60, 300, 900 s) and the outage (ten minutes) by the same factor.
@@ -13,6 +13,7 @@ import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -138,3 +139,59 @@ async def test_a_token_endpoint_outage_walks_the_schedule_and_recovers_within_on
             )
         # Recovery is found by the next scheduled attempt: within one step of the last failure.
         assert calls[-1]["at"] - recovered <= longest_step
+
+
+async def test_refresh_retries_survive_a_redis_flushall(
+    admin_url: str,
+    tmp_path: Path,
+    resilience_logs: Path,
+    record_property: Callable[[str, Any], None],
+) -> None:
+    """A refresh failed and its retry is queued in Redis; Redis is flushed. The retry still
+    comes, not before the time PostgreSQL holds, rung by the reconciler (each minute); and
+    the failure count survived: the retry after that waits the schedule's second step."""
+    delays = [5.0, 10.0]
+    settings = {"DDBRIDGE_REFRESH_RETRY_DELAYS": _delays_setting(delays)}
+    async with isolated_stack(admin_url, tmp_path, resilience_logs, settings=settings) as iso:
+        [connection_id] = await _connect(iso, 1)
+        await iso.fault(path="/oauth2/v1/token", status=503, count=2)
+        await iso.make_tokens_due([connection_id])
+        await iso.ring_refreshes([connection_id])
+
+        async def retry_stored() -> Any:
+            [row] = await iso.fetch("SELECT refresh_retry_at, refresh_failures FROM connections")
+            return row if row["refresh_retry_at"] is not None else None
+
+        stored = await _poll(retry_stored, 20, "the first failure recorded")
+        queued = await iso.redis_keys("arq:job:refresh_connection:*")
+        await iso.flush_redis()
+        flushed = datetime.now(UTC)
+        left = await iso.redis_keys("arq:*")
+
+        async def refreshed() -> Any:
+            calls = await _refresh_calls(iso)
+            [attempts] = calls.values()
+            return attempts if attempts[-1]["status"] == 200 else None
+
+        attempts = await _poll(refreshed, 90, "the retries after the flush")
+
+    retry_at = stored["refresh_retry_at"].timestamp()
+    reconciled = attempts[1]["at"]
+    tally = (
+        f"retry stored for {stored['refresh_retry_at']:%H:%M:%S.%f}, Redis flushed at "
+        f"{flushed:%H:%M:%S.%f}; attempts at "
+        f"{[datetime.fromtimestamp(a['at'], UTC).strftime('%H:%M:%S.%f') for a in attempts]}"
+    )
+    print(tally)
+    record_property("resilience", tally)
+
+    assert stored["refresh_failures"] == 1
+    assert queued, "the retry's doorbell was queued in Redis"
+    assert flushed.timestamp() < retry_at, "flushed before the retry was due"
+    assert not [key for key in left if key.startswith("arq:job:refresh_connection")]
+    assert [attempt["status"] for attempt in attempts] == [503, 503, 200]
+    assert retry_at <= reconciled <= retry_at + 60 + LATE_SECONDS + 2, (
+        "the reconciler (each minute) rang the retry at or after its stored time"
+    )
+    second_gap = attempts[2]["at"] - reconciled
+    assert delays[1] * (1 - JITTER) <= second_gap <= delays[1] * (1 + JITTER) + LATE_SECONDS
