@@ -1,5 +1,6 @@
-"""The credential door: the only code that opens a connection's secrets, refreshes its token,
-builds Datadog's auth headers and judges what Datadog's answers say about credentials.
+"""The credential door: the only code that opens a connection's secrets (and seals any stored
+secret, the onboarding flows' PKCE verifiers too), refreshes its token, builds Datadog's auth
+headers and judges what Datadog's answers say about credentials.
 
 The rules it applies:
 
@@ -41,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
 from service import webhooks
+from service.clients import ClientsUnreadable
 from service.crypto import KeyRing, KeyRingError
 from service.datadog.client import TokenGrant
 from service.datadog.errors import (
@@ -51,7 +53,7 @@ from service.datadog.errors import (
 )
 from service.errors import ServiceError
 from service.metrics import CREDENTIAL_FAILURES, TOKEN_REFRESHES
-from service.models import Connection, ConnectionStatus, TokenCallBudget, utcnow
+from service.models import Connection, ConnectionStatus, OAuthFlow, TokenCallBudget, utcnow
 from service.resources import Resources
 from service.signals import SPECS, Credential, Signal
 from service.sites import Site
@@ -210,6 +212,24 @@ def store_grant(keyring: KeyRing, connection: Connection, grant: TokenGrant) -> 
     connection.refresh_retry_at = None
     if grant.scopes:
         connection.scopes = grant.scopes
+
+
+def seal_verifier(keyring: KeyRing, flow: OAuthFlow, verifier: str) -> None:
+    """Keep an onboarding flow's PKCE verifier sealed until its callback."""
+    flow.code_verifier = keyring.seal(verifier, context=f"flow:{flow.id}:code_verifier")
+
+
+def open_verifier(keyring: KeyRing, flow: OAuthFlow) -> str:
+    """The flow's PKCE verifier; `KeyRingError` if no configured key opens it."""
+    return keyring.open(flow.code_verifier or b"", context=f"flow:{flow.id}:code_verifier")
+
+
+def reseal_verifier(keyring: KeyRing, flow: OAuthFlow) -> int:
+    """Re-seal the flow's verifier under the ring's first key; 1 if it was under another."""
+    if flow.code_verifier is None or keyring.is_current(flow.code_verifier):
+        return 0
+    seal_verifier(keyring, flow, open_verifier(keyring, flow))
+    return 1
 
 
 def store_api_key(keyring: KeyRing, connection: Connection, api_key: str | None) -> None:
@@ -502,7 +522,10 @@ async def _refresh(
         await asyncio.sleep(CLAIM_POLL_SECONDS)
     if isinstance(claimed, RefreshOutcome):
         return claimed
-    client = res.clients.client_for(claimed.site.domain)
+    try:
+        client = res.clients.client_for(claimed.site.domain)
+    except ClientsUnreadable as exc:
+        return await _store(res, claimed, exc, None)
     try:
         grant = await res.datadog.refresh(claimed.site, client, claimed.refresh_token)
     except DatadogError as exc:
@@ -579,10 +602,13 @@ async def _take_token_call(session: AsyncSession, domain: str, per_second: int) 
 
 
 async def _store(
-    res: Resources, claim: _Claim, answer: TokenGrant | DatadogError, client_id: str
+    res: Resources,
+    claim: _Claim,
+    answer: TokenGrant | DatadogError | ClientsUnreadable,
+    client_id: str | None,
 ) -> RefreshOutcome:
-    """Record Datadog's answer (to the call made with `client_id`) under the row lock and end
-    the claim.
+    """Record Datadog's answer (to the call made with `client_id`), or why no call could be
+    made, under the row lock and end the claim.
 
     A grant is stored even if the claim lapsed meanwhile: it is the newest one Datadog issued.
     """
@@ -601,12 +627,23 @@ async def _store(
                 bearer=answer.access_token,
             )
         delays = res.settings.refresh_retry_delays
+        if isinstance(answer, ClientsUnreadable):
+            _client_unusable(claim.site, answer)
+            return _defer(connection, delays, "client_unreadable", answer.detail)
         if not isinstance(answer, DatadogRejected):
             return _defer(connection, delays, "unavailable", answer.description)
         if answer.error == "invalid_client" or answer.status == 401:
+            assert client_id is not None
             await _client_refused(session, claim.site, client_id, answer)
             return _defer(connection, delays, "invalid_client", answer.description)
         return _grant_gone(session, connection, answer)
+
+
+def _client_unusable(site: Site, exc: ClientsUnreadable) -> None:
+    """The client-secret file cannot be used: the operator's to fix; no connection is blamed
+    and the refresh is retried on the schedule (reading the file again)."""
+    CREDENTIAL_FAILURES.labels(kind="client_secret_unreadable", site=site.domain).inc()
+    log.error("no OAuth client for %s: %s; no connection is blamed", site.domain, exc.detail)
 
 
 async def _client_refused(

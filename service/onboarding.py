@@ -165,7 +165,7 @@ async def start_flow(res: Resources, session: AsyncSession, ticket: str, browser
     flow.expires_at = now + timedelta(seconds=res.settings.flow_ttl_seconds)
     flow.state_hash = digest(state)
     flow.browser_hash = digest(browser_id)
-    flow.code_verifier = res.keyring.seal(verifier, context=f"flow:{flow.id}:code_verifier")
+    credentials.seal_verifier(res.keyring, flow, verifier)
     client = res.clients.client_for(flow.domain or US1_DOMAIN)
     await session.commit()
     query = urlencode(
@@ -191,7 +191,7 @@ async def complete_flow(
     connection is not touched (`OrgClaimedElsewhere`).
     """
     flow = await _claim_flow(session, params.state, browser_id)
-    verifier = res.keyring.open(flow.code_verifier or b"", context=f"flow:{flow.id}:code_verifier")
+    verifier = credentials.open_verifier(res.keyring, flow)
     await session.commit()
     if params.error:
         raise datadog_explained.authorize_failure(params.error, params.error_description)
