@@ -89,6 +89,13 @@ class MissingScope(ServiceError):
     status_code = 403
     code = "missing_scope"
 
+    def __init__(self, scope: str, domain: str) -> None:
+        super().__init__(
+            f"the org did not grant the scope {scope!r}; nothing was sent to Datadog", scope=scope
+        )
+        self.scope = scope
+        self.domain = domain
+
 
 class DatadogDown(ServiceError):
     """503: Datadog cannot answer now; `Retry-After` says when to ask again (5 s if unknown)."""
@@ -266,9 +273,7 @@ def reseal(keyring: KeyRing, connection: Connection) -> int:
 # Judging whether a connection may make a call, before any request.
 
 
-def check_deliverable(
-    connection: Connection, signal: Signal, site: Site, *, check_scope: bool = True
-) -> None:
+def check_deliverable(connection: Connection, signal: Signal, site: Site) -> None:
     """409 unless the connection can deliver this signal (with its status in the answer);
     403 `missing_scope` if the signal needs a scope the grant lacks."""
     spec = SPECS[signal]
@@ -287,38 +292,35 @@ def check_deliverable(
             status=connection.status,
             status_reason=connection.status_reason,
         )
-    if spec.scope is not None and check_scope:
+    if spec.scope is not None:
         require_scope(connection, spec.scope)
 
 
 def require_scope(connection: Connection, scope: str) -> None:
     if scope not in connection.scopes:
-        raise MissingScope(
-            f"the org did not grant the scope {scope!r}; nothing was sent to Datadog",
-            scope=scope,
-        )
+        raise MissingScope(scope, connection.domain)
 
 
 async def open_for_signal(
-    res: Resources, connection_id: uuid.UUID, signal: Signal, *, check_scope: bool = True
+    res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
     """The credential delivering `signal` needs; raises `NotDeliverable`, `MissingScope`
-    (unless `check_scope` is off: the caller then refuses item by item), `GrantGone` or
+    (nothing is sent; delivery refuses the items one by one), `GrantGone` or
     `SecretUnreadable` (also shown on the connection)."""
     try:
-        return await _open_for_signal(res, connection_id, signal, check_scope=check_scope)
+        return await _open_for_signal(res, connection_id, signal)
     except SecretUnreadable as exc:
         await _note_unreadable(res, connection_id, exc)
         raise
 
 
 async def _open_for_signal(
-    res: Resources, connection_id: uuid.UUID, signal: Signal, *, check_scope: bool
+    res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
     async with res.sessionmaker() as session:
         connection = await conns.get_connection(session, connection_id)
     site = res.sites.by_domain(connection.domain)
-    check_deliverable(connection, signal, site, check_scope=check_scope)
+    check_deliverable(connection, signal, site)
     if SPECS[signal].credential is Credential.API_KEY:
         return _credentials(connection, site, api_key=_open(res.keyring, connection, "api_key"))
     return await _with_fresh_bearer(res, connection, site)

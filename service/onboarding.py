@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -236,12 +235,8 @@ async def _ring_refresh(res: Resources, connection: Connection) -> None:
     if connection.access_token_expires_at is None:
         return
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
-    try:
-        await jobs.ring_refresh(
-            res.redis, connection.id, jobs.refresh_time(connection.access_token_expires_at, margin)
-        )
-    except (RedisError, OSError) as exc:
-        log.warning("could not schedule refresh of %s: %s", connection.id, type(exc).__name__)
+    at = jobs.refresh_time(connection.access_token_expires_at, margin)
+    await jobs.ring_refresh_or_log(res.redis, connection.id, at)
 
 
 async def _claim_flow(
