@@ -1,5 +1,6 @@
-"""The credential door: the only code that opens a connection's secrets, refreshes its token,
-builds Datadog's auth headers and judges what Datadog's answers say about credentials.
+"""The credential door: the only code that opens a connection's secrets (and seals any stored
+secret, the onboarding flows' PKCE verifiers too), refreshes its token, builds Datadog's auth
+headers and judges what Datadog's answers say about credentials.
 
 The rules it applies:
 
@@ -17,8 +18,9 @@ The rules it applies:
 
 Refreshes of one org never race: a refresher claims the connection in its row (briefly under
 the row lock), calls Datadog holding no database connection, then stores the answer; any other
-refresher waits for the claim to end and finds the fresh token. Failed attempts walk `REFRESH_RETRY_DELAYS` with
-jitter; the count and the next attempt live in PostgreSQL, so they survive Redis being lost.
+refresher waits for the claim to end and finds the fresh token. Failed attempts walk
+`DDBRIDGE_REFRESH_RETRY_DELAYS` with jitter; the count and the next attempt live in PostgreSQL,
+so they survive Redis being lost.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -40,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
 from service import webhooks
+from service.clients import ClientsUnreadable
 from service.crypto import KeyRing, KeyRingError
 from service.datadog.client import TokenGrant
 from service.datadog.errors import (
@@ -50,7 +53,7 @@ from service.datadog.errors import (
 )
 from service.errors import ServiceError
 from service.metrics import CREDENTIAL_FAILURES, TOKEN_REFRESHES
-from service.models import Connection, ConnectionStatus, TokenCallBudget, utcnow
+from service.models import Connection, ConnectionStatus, OAuthFlow, TokenCallBudget, utcnow
 from service.resources import Resources
 from service.signals import SPECS, Credential, Signal
 from service.sites import Site
@@ -58,16 +61,17 @@ from service.sites import Site
 log = logging.getLogger(__name__)
 
 REFRESHABLE = (ConnectionStatus.ACTIVE, ConnectionStatus.KEY_INVALID, ConnectionStatus.PENDING)
-REFRESH_RETRY_DELAYS = [5, 15, 60, 300, 900]
-"""Seconds before the 1st, 2nd, ... retry of a refresh Datadog could not answer (then the last),
-each with ±20% jitter so a fleet does not retry in step."""
+RETRY_JITTER = 0.2
+"""Each retry of a refresh comes within ±this fraction of its step of
+`DDBRIDGE_REFRESH_RETRY_DELAYS`, so a fleet does not retry in step."""
 CLAIM_POLL_SECONDS = 0.1
 """How often a refresh waiting for another process's claim looks at the row again."""
 CLIENT_REFUSAL_REPEAT = timedelta(hours=1)
 """While Datadog keeps refusing an OAuth client, its webhook event repeats this often at most."""
-CLOCK_SKEW = timedelta(seconds=1)
-"""A refresh this close to its retry time counts as on time (the time was set, and the job
-rung for it runs, on machines whose clocks may differ a little)."""
+CLOCK_SKEW = timedelta(seconds=0.1)
+"""A refresh this close to its retry time counts as on time: the time is set, and the job rung
+for it runs, on machines whose clocks may differ a little (a job turned away by its own
+schedule could not ring itself again under its own id, and would wait for the reconciler)."""
 EXPIRING = timedelta(seconds=60)
 """A token this close to expiry is refreshed before it is used."""
 _SECRETS = ("access_token", "refresh_token", "api_key")
@@ -84,6 +88,13 @@ class MissingScope(ServiceError):
 
     status_code = 403
     code = "missing_scope"
+
+    def __init__(self, scope: str, domain: str) -> None:
+        super().__init__(
+            f"the org did not grant the scope {scope!r}; nothing was sent to Datadog", scope=scope
+        )
+        self.scope = scope
+        self.domain = domain
 
 
 class DatadogDown(ServiceError):
@@ -210,6 +221,24 @@ def store_grant(keyring: KeyRing, connection: Connection, grant: TokenGrant) -> 
         connection.scopes = grant.scopes
 
 
+def seal_verifier(keyring: KeyRing, flow: OAuthFlow, verifier: str) -> None:
+    """Keep an onboarding flow's PKCE verifier sealed until its callback."""
+    flow.code_verifier = keyring.seal(verifier, context=f"flow:{flow.id}:code_verifier")
+
+
+def open_verifier(keyring: KeyRing, flow: OAuthFlow) -> str:
+    """The flow's PKCE verifier; `KeyRingError` if no configured key opens it."""
+    return keyring.open(flow.code_verifier or b"", context=f"flow:{flow.id}:code_verifier")
+
+
+def reseal_verifier(keyring: KeyRing, flow: OAuthFlow) -> int:
+    """Re-seal the flow's verifier under the ring's first key; 1 if it was under another."""
+    if flow.code_verifier is None or keyring.is_current(flow.code_verifier):
+        return 0
+    seal_verifier(keyring, flow, open_verifier(keyring, flow))
+    return 1
+
+
 def store_api_key(keyring: KeyRing, connection: Connection, api_key: str | None) -> None:
     connection.api_key = None if api_key is None else _seal(keyring, connection, "api_key", api_key)
 
@@ -244,9 +273,7 @@ def reseal(keyring: KeyRing, connection: Connection) -> int:
 # Judging whether a connection may make a call, before any request.
 
 
-def check_deliverable(
-    connection: Connection, signal: Signal, site: Site, *, check_scope: bool = True
-) -> None:
+def check_deliverable(connection: Connection, signal: Signal, site: Site) -> None:
     """409 unless the connection can deliver this signal (with its status in the answer);
     403 `missing_scope` if the signal needs a scope the grant lacks."""
     spec = SPECS[signal]
@@ -265,38 +292,35 @@ def check_deliverable(
             status=connection.status,
             status_reason=connection.status_reason,
         )
-    if spec.scope is not None and check_scope:
+    if spec.scope is not None:
         require_scope(connection, spec.scope)
 
 
 def require_scope(connection: Connection, scope: str) -> None:
     if scope not in connection.scopes:
-        raise MissingScope(
-            f"the org did not grant the scope {scope!r}; nothing was sent to Datadog",
-            scope=scope,
-        )
+        raise MissingScope(scope, connection.domain)
 
 
 async def open_for_signal(
-    res: Resources, connection_id: uuid.UUID, signal: Signal, *, check_scope: bool = True
+    res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
     """The credential delivering `signal` needs; raises `NotDeliverable`, `MissingScope`
-    (unless `check_scope` is off: the caller then refuses item by item), `GrantGone` or
+    (nothing is sent; delivery refuses the items one by one), `GrantGone` or
     `SecretUnreadable` (also shown on the connection)."""
     try:
-        return await _open_for_signal(res, connection_id, signal, check_scope=check_scope)
+        return await _open_for_signal(res, connection_id, signal)
     except SecretUnreadable as exc:
         await _note_unreadable(res, connection_id, exc)
         raise
 
 
 async def _open_for_signal(
-    res: Resources, connection_id: uuid.UUID, signal: Signal, *, check_scope: bool
+    res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
     async with res.sessionmaker() as session:
         connection = await conns.get_connection(session, connection_id)
     site = res.sites.by_domain(connection.domain)
-    check_deliverable(connection, signal, site, check_scope=check_scope)
+    check_deliverable(connection, signal, site)
     if SPECS[signal].credential is Credential.API_KEY:
         return _credentials(connection, site, api_key=_open(res.keyring, connection, "api_key"))
     return await _with_fresh_bearer(res, connection, site)
@@ -444,10 +468,10 @@ async def due_for_refresh(
     return [(connection_id, int(position) - 1) for connection_id, position in rows.all()]
 
 
-def retry_delay(failures: int) -> float:
+def retry_delay(delays: Sequence[float], failures: int) -> float:
     """Seconds before the next refresh attempt after `failures` failed ones, with jitter."""
-    base = REFRESH_RETRY_DELAYS[min(failures, len(REFRESH_RETRY_DELAYS)) - 1]
-    return base * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not secrecy)
+    base = delays[min(failures, len(delays)) - 1]
+    return base * random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)  # noqa: S311 (jitter)
 
 
 async def refresh(
@@ -500,7 +524,10 @@ async def _refresh(
         await asyncio.sleep(CLAIM_POLL_SECONDS)
     if isinstance(claimed, RefreshOutcome):
         return claimed
-    client = res.clients.client_for(claimed.site.domain)
+    try:
+        client = res.clients.client_for(claimed.site.domain)
+    except ClientsUnreadable as exc:
+        return await _store(res, claimed, exc, None)
     try:
         grant = await res.datadog.refresh(claimed.site, client, claimed.refresh_token)
     except DatadogError as exc:
@@ -577,10 +604,13 @@ async def _take_token_call(session: AsyncSession, domain: str, per_second: int) 
 
 
 async def _store(
-    res: Resources, claim: _Claim, answer: TokenGrant | DatadogError, client_id: str
+    res: Resources,
+    claim: _Claim,
+    answer: TokenGrant | DatadogError | ClientsUnreadable,
+    client_id: str | None,
 ) -> RefreshOutcome:
-    """Record Datadog's answer (to the call made with `client_id`) under the row lock and end
-    the claim.
+    """Record Datadog's answer (to the call made with `client_id`), or why no call could be
+    made, under the row lock and end the claim.
 
     A grant is stored even if the claim lapsed meanwhile: it is the newest one Datadog issued.
     """
@@ -598,16 +628,29 @@ async def _store(
                 connection.access_token_expires_at,
                 bearer=answer.access_token,
             )
+        delays = res.settings.refresh_retry_delays
+        if isinstance(answer, ClientsUnreadable):
+            _client_unusable(claim.site, answer)
+            return _defer(connection, delays, "client_unreadable", answer.detail)
         if not isinstance(answer, DatadogRejected):
-            return _defer(connection, "unavailable", answer.description)
+            return _defer(connection, delays, "unavailable", answer.description)
         if answer.error == "invalid_client" or answer.status == 401:
-            return await _client_refused(session, connection, claim.site, client_id, answer)
+            assert client_id is not None
+            await _client_refused(session, claim.site, client_id, answer)
+            return _defer(connection, delays, "invalid_client", answer.description)
         return _grant_gone(session, connection, answer)
 
 
+def _client_unusable(site: Site, exc: ClientsUnreadable) -> None:
+    """The client-secret file cannot be used: the operator's to fix; no connection is blamed
+    and the refresh is retried on the schedule (reading the file again)."""
+    CREDENTIAL_FAILURES.labels(kind="client_secret_unreadable", site=site.domain).inc()
+    log.error("no OAuth client for %s: %s; no connection is blamed", site.domain, exc.detail)
+
+
 async def _client_refused(
-    session: AsyncSession, connection: Connection, site: Site, client_id: str, exc: DatadogRejected
-) -> RefreshOutcome:
+    session: AsyncSession, site: Site, client_id: str, exc: DatadogRejected
+) -> None:
     """The partner's client credentials were refused: the operator's problem, not the org's.
 
     Each refusal counts in the metric and the log; the operator's webhook hears of it at most
@@ -629,12 +672,13 @@ async def _client_refused(
         same=("domain", "client_id"),
         within=CLIENT_REFUSAL_REPEAT,
     )
-    return _defer(connection, "invalid_client", exc.description)
 
 
-def _defer(connection: Connection, cause: str, description: str) -> RefreshOutcome:
+def _defer(
+    connection: Connection, delays: Sequence[float], cause: str, description: str
+) -> RefreshOutcome:
     connection.refresh_failures += 1
-    retry_at = utcnow() + timedelta(seconds=retry_delay(connection.refresh_failures))
+    retry_at = utcnow() + timedelta(seconds=retry_delay(delays, connection.refresh_failures))
     connection.refresh_retry_at = retry_at
     TOKEN_REFRESHES.labels(result=cause).inc()
     log.warning(

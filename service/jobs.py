@@ -2,15 +2,21 @@
 
 Redis only rings the doorbell: every job is safe to run twice and is deduplicated by
 `_job_id`; losing a job loses nothing because the worker's cron finds due work in PostgreSQL.
+So a doorbell rung after a commit (`*_or_log`) logs a Redis outage instead of failing.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 REFRESH_CONNECTION = "refresh_connection"
 DELIVER = "deliver"
@@ -60,3 +66,25 @@ async def ring_delivery(
         _job_id=f"{DELIVER}:{connection_id}:{signal}{suffix}",
         _defer_by=defer_seconds,
     )
+
+
+async def ring_delivery_or_log(
+    redis: ArqRedis, connection_id: uuid.UUID, signal: str, defer_seconds: float
+) -> None:
+    """`ring_delivery` after a commit; if Redis is down, the reconciler rings it."""
+    await _or_log(
+        ring_delivery(redis, connection_id, signal, defer_seconds),
+        f"delivery of {connection_id}/{signal}",
+    )
+
+
+async def ring_refresh_or_log(redis: ArqRedis, connection_id: uuid.UUID, at: datetime) -> None:
+    """`ring_refresh` after a commit; if Redis is down, the reconciler rings it."""
+    await _or_log(ring_refresh(redis, connection_id, at), f"refresh of {connection_id}")
+
+
+async def _or_log(ring: Awaitable[None], what: str) -> None:
+    try:
+        await ring
+    except (RedisError, OSError) as exc:
+        log.warning("could not ring %s (%s); the reconciler will", what, type(exc).__name__)

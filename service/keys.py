@@ -35,12 +35,7 @@ async def rotate(sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRin
             select(OAuthFlow).where(OAuthFlow.code_verifier.is_not(None)).with_for_update()
         )
         for flow in flows:
-            assert flow.code_verifier is not None
-            if not keyring.is_current(flow.code_verifier):
-                context = f"flow:{flow.id}:code_verifier"
-                verifier = keyring.open(flow.code_verifier, context=context)
-                flow.code_verifier = keyring.seal(verifier, context=context)
-                resealed += 1
+            resealed += credentials.reseal_verifier(keyring, flow)
     return resealed
 
 

@@ -33,7 +33,8 @@ TOKEN_REFRESHES = Counter(
 
 CREDENTIAL_FAILURES = Counter(
     "ddbridge_credential_failures",
-    "Credential problems that are the operator's to fix (invalid_client, undecryptable secret)",
+    "Credential problems that are the operator's to fix (invalid_client, "
+    "client_secret_unreadable, undecryptable)",
     ["kind", "site"],
 )
 ACCEPTED = Counter("ddbridge_accepted_items", "Items committed to the outbox", ["signal", "site"])

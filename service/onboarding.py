@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,7 +164,7 @@ async def start_flow(res: Resources, session: AsyncSession, ticket: str, browser
     flow.expires_at = now + timedelta(seconds=res.settings.flow_ttl_seconds)
     flow.state_hash = digest(state)
     flow.browser_hash = digest(browser_id)
-    flow.code_verifier = res.keyring.seal(verifier, context=f"flow:{flow.id}:code_verifier")
+    credentials.seal_verifier(res.keyring, flow, verifier)
     client = res.clients.client_for(flow.domain or US1_DOMAIN)
     await session.commit()
     query = urlencode(
@@ -191,7 +190,7 @@ async def complete_flow(
     connection is not touched (`OrgClaimedElsewhere`).
     """
     flow = await _claim_flow(session, params.state, browser_id)
-    verifier = res.keyring.open(flow.code_verifier or b"", context=f"flow:{flow.id}:code_verifier")
+    verifier = credentials.open_verifier(res.keyring, flow)
     await session.commit()
     if params.error:
         raise datadog_explained.authorize_failure(params.error, params.error_description)
@@ -236,12 +235,8 @@ async def _ring_refresh(res: Resources, connection: Connection) -> None:
     if connection.access_token_expires_at is None:
         return
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
-    try:
-        await jobs.ring_refresh(
-            res.redis, connection.id, jobs.refresh_time(connection.access_token_expires_at, margin)
-        )
-    except (RedisError, OSError) as exc:
-        log.warning("could not schedule refresh of %s: %s", connection.id, type(exc).__name__)
+    at = jobs.refresh_time(connection.access_token_expires_at, margin)
+    await jobs.ring_refresh_or_log(res.redis, connection.id, at)
 
 
 async def _claim_flow(

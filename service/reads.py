@@ -28,8 +28,8 @@ async def read_through(
     (403: not permitted even after a refresh; the connection stays as it was) or
     `DatadogDown` (503).
     """
-    creds = await _opened(res, connection_id, scope)
     try:
+        creds = await credentials.open_for_scope(res, connection_id, scope)
         return await credentials.call_with_bearer(
             res, creds, lambda auth: res.datadog.read(creds.site, path, auth, params)
         )
@@ -38,19 +38,6 @@ async def read_through(
             f"Datadog refused this read after a token refresh ({refused.refusal.status}: "
             f"{refused.refusal.description}); the connection is unchanged",
         ) from refused
-    except GrantGone as gone:
-        raise NotDeliverable("the org must re-authorize; nothing was read") from gone
-    except DatadogUnavailable as exc:
-        raise DatadogDown(
-            f"Datadog could not answer: {exc.description}", retry_after=exc.retry_after
-        ) from exc
-
-
-async def _opened(
-    res: Resources, connection_id: uuid.UUID, scope: str
-) -> credentials.OrgCredentials:
-    try:
-        return await credentials.open_for_scope(res, connection_id, scope)
     except GrantGone as gone:
         raise NotDeliverable("the org must re-authorize; nothing was read") from gone
     except DatadogUnavailable as exc:

@@ -123,6 +123,11 @@ class Settings(KeyRingSettings):
     """Access tokens are refreshed this long before they expire."""
     refresh_rate_per_site: int = Field(default=20, ge=1)
     """Most token calls all processes together make per second to one Datadog site."""
+    refresh_retry_delays: Annotated[list[Annotated[float, Field(gt=0)]], NoDecode] = Field(
+        default=[5, 15, 60, 300, 900], min_length=1
+    )
+    """Seconds before the 1st, 2nd, ... retry of a refresh Datadog could not answer (then the
+    last again), each with ±20% jitter; comma-separated."""
     datadog_timeout_seconds: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Largest send body the internal API reads; larger ones get 413."""
@@ -152,7 +157,12 @@ class Settings(KeyRingSettings):
     """The arq queue; deployments sharing one Redis database need different names."""
 
     @field_validator(
-        "internal_tokens", "encryption_keys", "extra_sites", "return_to_origins", mode="before"
+        "internal_tokens",
+        "encryption_keys",
+        "extra_sites",
+        "return_to_origins",
+        "refresh_retry_delays",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:

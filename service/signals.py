@@ -1,14 +1,17 @@
 """The telemetry signals ddbridge delivers, and Datadog's rules for each in one table.
 
 A signal fixes where a batch goes (host and path), which credential it carries, how it is
-encoded, how much fits in one request, and how old an item may be before Datadog's intake no
-longer takes it (datadog.md sections 3 and 4).
+encoded, how much fits in one request, how old an item may be before Datadog's intake no
+longer takes it and where an item keeps its own time (datadog.md sections 3 and 4); and how
+long a send's `Idempotency-Key` holds. Intake and delivery both read these.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from service.sites import Site
 
@@ -139,3 +142,38 @@ SPECS: dict[Signal, SignalSpec] = {
         ),
     )
 }
+
+
+# Where each signal keeps an item's own time (Datadog's windows are in `SPECS`).
+
+STAMP_FIELDS = {
+    Signal.LOGS: "timestamp",
+    Signal.EVENTS: "date_happened",
+    Signal.SERVICE_CHECKS: "timestamp",
+}
+
+
+def item_timestamp(signal: Signal, item: dict[str, Any]) -> float | None:
+    """An item's own time in seconds, where Datadog reads one (None: stamped on arrival).
+
+    Logs' reserved `timestamp` is epoch milliseconds or ISO 8601; events and service checks
+    carry epoch seconds.
+    """
+    field = STAMP_FIELDS.get(signal)
+    value = item.get(field) if field else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if signal is Signal.LOGS:
+        if isinstance(value, int):
+            return value / 1000
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value).timestamp()
+            except ValueError:
+                return None
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+"""How long a send's `Idempotency-Key` is answered with its first answer."""

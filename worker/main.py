@@ -24,11 +24,10 @@ from sqlalchemy import delete, or_, select
 from service import credentials, jobs, webhooks
 from service.credentials import RefreshResult
 from service.delivery.drain import Outcome, drain
-from service.intake.accept import IDEMPOTENCY_WINDOW
 from service.models import IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
 from service.settings import Settings
-from service.signals import Signal
+from service.signals import IDEMPOTENCY_WINDOW, Signal
 from worker.health import HealthPort, Heartbeat
 
 log = logging.getLogger(__name__)

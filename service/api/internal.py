@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Query, Request
 
 from service import connections as conns
-from service import credentials, deliveries, onboarding
+from service import credentials, deliveries, jobs, onboarding
 from service.api.deps import ResourcesDep, SessionDep
 from service.api.guard import internal_router
 from service.api.schemas import (
@@ -22,9 +22,7 @@ from service.api.schemas import (
 )
 from service.api.views import connection_view, connection_views
 from service.errors import InvalidInput
-from service.intake.accept import ring
 from service.reads import read_through
-from service.signals import Signal
 from service.sites import UnknownSiteError
 from service.verify import verify
 
@@ -97,7 +95,7 @@ async def replay_dead_letters(
     await conns.get_connection(session, connection_id)
     replayed = await deliveries.replay(session, connection_id, body.ids)
     for cid, signal, _ in replayed:
-        await ring(res, cid, Signal(signal))
+        await jobs.ring_delivery_or_log(res.redis, cid, signal, res.settings.linger_seconds)
     return [ReplayedOut(signal=signal, items=items) for _, signal, items in replayed]
 
 

@@ -16,8 +16,7 @@ from typing import Any, Protocol
 import orjson
 import zstandard
 
-from service.intake.parse import item_timestamp
-from service.signals import Signal, SignalSpec
+from service.signals import Signal, SignalSpec, item_timestamp
 
 _ZSTD = zstandard.ZstdCompressor(level=1)
 

@@ -29,7 +29,7 @@ from typing import NoReturn
 import orjson
 
 from service import credentials
-from service.credentials import GrantGone, OperationRefused, OrgCredentials
+from service.credentials import GrantGone, MissingScope, OperationRefused, OrgCredentials
 from service.datadog.errors import (
     DatadogError,
     DatadogRejected,
@@ -54,6 +54,8 @@ NOT_FOUND_HOLD_AFTER = 5
 UNCLEAR_LOOKUP_DELAY = 5.0
 """Seconds before looking up an incident whose send had an unclear outcome: Datadog may
 still be creating it after the client gave up."""
+INCIDENT_READ = "incident_read"
+"""The scope that looking up an incident with an unclear outcome needs."""
 ROWS_PER_ROUND = 64
 ROUND_BYTES = 2 * 1024 * 1024
 """Items one round holds in memory: with `max_jobs`, what bounds a worker's RSS."""
@@ -151,18 +153,20 @@ class _Drainer:
         return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)
 
     async def _load_connection(self) -> None:
-        """Ask the credential door for a usable credential (held if there is none)."""
+        """Ask the credential door for a usable credential (held if there is none; without
+        the scope the signal needs, each item is refused)."""
         try:
             self.creds = await credentials.open_for_signal(
-                self.res, self.store.connection_id, self.signal, check_scope=False
+                self.res, self.store.connection_id, self.signal
             )
+        except MissingScope as missing:
+            self.missing_scope, self.labels["site"] = missing.scope, missing.domain
+            return
         except (ServiceError, GrantGone) as exc:
             raise _Held from exc
         except DatadogUnavailable as exc:  # e.g. a token refresh waiting for its retry time
             self._transient(exc, at_least=exc.retry_after or 0)
         self.labels["site"] = self.creds.site.domain
-        if self.spec.scope is not None and self.spec.scope not in self.creds.scopes:
-            self.missing_scope = self.spec.scope
 
     async def _expire(self, row: Row) -> Row | None:
         window = self.spec.window_seconds
@@ -247,14 +251,22 @@ class _Drainer:
         (no `incident_read` scope, Datadog down), the incident is sent again: a possible
         duplicate, never a loss.
         """
-        assert self.creds is not None
+        creds = self.creds
+        assert creds is not None
+        if INCIDENT_READ not in creds.scopes:
+            return False
         title = orjson.loads(row.items)["data"]["attributes"]["title"]
         params = {"page[size]": "100"}
-        auth = self.creds.headers(Credential.BEARER)
         try:
-            found = await self.res.datadog.read(self.creds.site, self.spec.path, auth, params)
-        except DatadogError as exc:
-            log.warning("cannot look up incidents before resending: %s", exc.description)
+            found = await credentials.call_with_bearer(
+                self.res,
+                creds,
+                lambda auth: self.res.datadog.read(creds.site, self.spec.path, auth, params),
+            )
+        except GrantGone as exc:
+            raise _Held from exc
+        except (DatadogError, OperationRefused) as exc:
+            log.warning("cannot look up incidents before resending: %s", exc)
             return False
         since = row.accepted_at - timedelta(seconds=5)
         return any(

@@ -10,15 +10,13 @@ anyway.
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,11 +29,8 @@ from service.intake.parse import Items, parse
 from service.metrics import ACCEPTED
 from service.models import IdempotencyKey, OutboxRow
 from service.resources import Resources
-from service.signals import SPECS, Signal, SignalSpec
+from service.signals import IDEMPOTENCY_WINDOW, SPECS, Signal, SignalSpec
 
-log = logging.getLogger(__name__)
-
-IDEMPOTENCY_WINDOW = timedelta(hours=24)
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -145,16 +140,8 @@ async def accept(
     await session.execute(insert(OutboxRow), rows)
     await session.commit()
     ACCEPTED.labels(signal=signal.value, site=connection.domain).inc(items.units)
-    await ring(res, connection_id, signal)
+    await jobs.ring_delivery_or_log(res.redis, connection_id, signal, res.settings.linger_seconds)
     return answer
-
-
-async def ring(res: Resources, connection_id: uuid.UUID, signal: Signal) -> None:
-    """Tell the workers the partition has work; if Redis is down the reconciler will."""
-    try:
-        await jobs.ring_delivery(res.redis, connection_id, signal, res.settings.linger_seconds)
-    except (RedisError, OSError) as exc:
-        log.warning("could not ring delivery of %s/%s: %s", connection_id, signal, exc)
 
 
 async def _pending(session: AsyncSession, connection_id: uuid.UUID) -> int:

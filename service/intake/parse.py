@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from service.intake import models
-from service.signals import SPECS, Signal
+from service.signals import SPECS, STAMP_FIELDS, Signal, item_timestamp
 
 FUTURE_LIMIT_SECONDS = 600  # metric points: at most 10 minutes ahead
 
@@ -59,34 +58,6 @@ def parse(signal: Signal, body: bytes, now: float) -> Items:
 # Timestamps: where each signal keeps them, and Datadog's windows.
 
 Stamp = tuple[str, float]  # (pointer, seconds since the epoch)
-
-STAMP_FIELDS = {
-    Signal.LOGS: "timestamp",
-    Signal.EVENTS: "date_happened",
-    Signal.SERVICE_CHECKS: "timestamp",
-}
-
-
-def item_timestamp(signal: Signal, item: dict[str, Any]) -> float | None:
-    """An item's own time in seconds, where Datadog reads one (None: stamped on arrival).
-
-    Logs' reserved `timestamp` is epoch milliseconds or ISO 8601; events and service checks
-    carry epoch seconds.
-    """
-    field = STAMP_FIELDS.get(signal)
-    value = item.get(field) if field else None
-    if isinstance(value, bool) or value is None:
-        return None
-    if signal is Signal.LOGS:
-        if isinstance(value, int):
-            return value / 1000
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value).timestamp()
-            except ValueError:
-                return None
-        return None
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _check_window(signal: Signal, stamp: Stamp, now: float, problems: list[Problem]) -> None:

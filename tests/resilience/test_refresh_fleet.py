@@ -1,18 +1,19 @@
-"""Refreshing a fleet of connections: single-flight across the API and several workers, and a
-client secret rotated in its mounted file without a restart."""
+"""Refreshing a fleet of connections: single-flight across the API and several workers, a
+client secret rotated in its mounted file without a restart, and a mounted file that cannot be
+used handled as the operator's problem."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from arq.connections import RedisSettings, create_pool
 
-from service.jobs import REFRESH_CONNECTION
 from tests.support.isolated_stack import IsolatedStack, isolated_stack
 from tests.support.stack import Stack
 
@@ -33,30 +34,6 @@ async def _refresh_calls(stack: Stack) -> list[dict[str, Any]]:
     return [call for call in calls if "grant_type=refresh_token" in call["body"]]
 
 
-async def _make_due(isolated: IsolatedStack, connection_ids: list[str]) -> None:
-    await isolated.fetch(
-        "UPDATE connections SET access_token_expires_at = now() WHERE id = ANY($1::uuid[])"
-        " RETURNING id",
-        connection_ids,
-    )
-
-
-async def _ring(isolated: IsolatedStack, connection_ids: list[str], times: int) -> None:
-    """Ring each connection's refresh `times` times, under distinct ids, as lost-and-found
-    doorbells and reconciler ticks would."""
-    redis = await create_pool(
-        RedisSettings.from_dsn(isolated.redis_url), default_queue_name=isolated.stack.queue_name
-    )
-    try:
-        for ring in range(times):
-            for connection_id in connection_ids:
-                await redis.enqueue_job(
-                    REFRESH_CONNECTION, connection_id, _job_id=f"race:{connection_id}:{ring}"
-                )
-    finally:
-        await redis.aclose()
-
-
 async def test_api_and_three_workers_refresh_each_connection_exactly_once(
     admin_url: str, tmp_path: Path, resilience_logs: Path
 ) -> None:
@@ -64,13 +41,13 @@ async def test_api_and_three_workers_refresh_each_connection_exactly_once(
         stack = isolated.stack
         await stack.emulator_settings(rotate_refresh_tokens=True)
         ids = await _connect_many(stack, CONNECTIONS)
-        await _make_due(isolated, ids)
+        await isolated.make_tokens_due(ids)
 
         reads, _ = await asyncio.gather(
             asyncio.gather(
                 *(stack.api.get(f"/internal/v1/connections/{cid}/monitors") for cid in ids)
             ),
-            _ring(isolated, ids, times=WORKERS),
+            isolated.ring_refreshes(ids, times=WORKERS),
         )
 
         deadline = time.monotonic() + 30
@@ -138,8 +115,8 @@ async def test_a_rotated_client_secret_file_is_used_without_a_restart(
                 },
             )
         ).raise_for_status()
-        await _make_due(isolated, [connection_id])
-        await _ring(isolated, [connection_id], times=1)
+        await isolated.make_tokens_due([connection_id])
+        await isolated.ring_refreshes([connection_id])
         assert await _wait_refresh_calls(stack, 1) == [401]
         [row] = await isolated.fetch("SELECT status FROM connections")
         assert row["status"] == "active", "a refused client blames no connection"
@@ -149,3 +126,68 @@ async def test_a_rotated_client_secret_file_is_used_without_a_restart(
         assert await _wait_refresh_calls(stack, 2) == [401, 200]
         [row] = await isolated.fetch("SELECT status, refresh_failures FROM connections")
         assert (row["status"], row["refresh_failures"]) == ("active", 0)
+
+
+async def _refresh_failures(isolated: IsolatedStack) -> int:
+    [row] = await isolated.fetch("SELECT status, refresh_failures FROM connections")
+    assert row["status"] == "active", "an unusable client file blames no connection"
+    failures: int = row["refresh_failures"]
+    return failures
+
+
+async def test_an_unusable_client_secret_file_is_logged_and_counted_then_used_once_fixed(
+    admin_url: str, tmp_path: Path, resilience_logs: Path
+) -> None:
+    """A `CLIENTS_FILE` caught mid-rotation (not JSON, the wrong shape, gone): each refresh
+    attempt makes no token call, logs a line naming the file and the problem (never the
+    secret) and counts in the metric; the job does not crash, the connection stays `active`,
+    and the attempt after the file is fixed succeeds."""
+    clients_file = tmp_path / "clients.json"
+    settings = {"DDBRIDGE_CLIENTS_FILE": str(clients_file), "DDBRIDGE_REFRESH_RETRY_DELAYS": "1"}
+    async with isolated_stack(admin_url, tmp_path, resilience_logs, settings=settings) as isolated:
+        stack = isolated.stack
+        good = _secret_file_text("DDBRIDGE_CLIENTS_FILE", stack, stack.client_secret)
+        clients_file.write_text(good)
+        [connection_id] = await _connect_many(stack, 1)
+        secret, client_id = stack.client_secret, stack.client_id
+        broken = [
+            (good[:-2] + ",}}", "is not JSON (Expecting property name enclosed in double quotes"),
+            (
+                json.dumps({"datadoghq.com": {"client_id": client_id, "secret": secret}}),
+                "does not hold clients per site: datadoghq.com.client_secret: Field required",
+            ),
+            (None, "cannot read"),
+        ]
+        worker_log = resilience_logs / "worker-1.log"
+        await isolated.make_tokens_due([connection_id])
+        for number, (text, said) in enumerate(broken):
+            if text is None:
+                clients_file.unlink()
+            else:
+                clients_file.write_text(text)
+            if number == 0:
+                await isolated.ring_refreshes([connection_id])
+            deadline = time.monotonic() + 20
+            while said not in worker_log.read_text():  # retried each second (the schedule)
+                assert time.monotonic() < deadline, f"no attempt logged {said!r}"
+                await asyncio.sleep(0.1)
+        failures = await _refresh_failures(isolated)
+        calls_while_broken = len(await _refresh_calls(stack))
+        clients_file.write_text(good)
+        statuses = await _wait_refresh_calls(stack, 1)
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(stack.worker_metrics_url)).text
+        log = worker_log.read_text()
+        assert await _refresh_failures(isolated) == 0
+
+    assert failures >= len(broken)
+    assert calls_while_broken == 0
+    assert statuses == [200]
+    assert log.count("no OAuth client for datadoghq.com: ") >= failures
+    assert secret not in log
+    assert "Traceback" not in log
+    assert re.search(
+        r'ddbridge_credential_failures_total\{kind="client_secret_unreadable",'
+        r'site="datadoghq.com"\} ([3-9]|\d\d)',
+        metrics,
+    )

@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 
 import asyncpg
 
@@ -115,3 +117,94 @@ async def test_keys_rotate_reseals_every_secret_and_delivery_goes_on(
 
 def _raw(key: str) -> bytes:
     return base64.urlsafe_b64decode(key)
+
+
+ROTATION_CONNECTIONS = 4
+LOGS_PER_SEND = 5
+
+
+async def _until(condition: Callable[[], bool], deadline_seconds: float = 30) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the sends stalled"
+        await asyncio.sleep(0.05)
+
+
+async def test_keys_rotate_while_deliveries_run_fails_nothing(
+    stack: Stack, account_id: str
+) -> None:
+    """Sends, deliveries and token refreshes go on while `keys rotate` re-seals: every send is
+    accepted, every item delivered, nothing dead-lettered, and then `keys status` shows every
+    secret under the new key.
+
+    The stack's processes run with the ring (K1, K2), as after the restart that puts a new key
+    first; a rotation to (K2, K1) first leaves every secret under K2, the key being retired.
+    """
+    connected = [await stack.connected(f"{account_id}-{n}") for n in range(ROTATION_CONNECTIONS)]
+    first, second = stack.encryption_keys
+    await ddbridge(stack, "keys", "rotate", DDBRIDGE_ENCRYPTION_KEYS=f"{second},{first}")
+    ring = {"DDBRIDGE_ENCRYPTION_KEYS": f"{first},{second}"}
+    answers: list[int] = []
+    stop = asyncio.Event()
+
+    async def keep_sending(connection_id: str) -> int:
+        sends = 0
+        while not stop.is_set():
+            logs = await stack.send(connection_id, "logs", payloads.logs(LOGS_PER_SEND))
+            incident = await stack.send(connection_id, "incidents", payloads.incident(f"i{sends}"))
+            answers.extend([logs.status_code, incident.status_code])
+            sends += 1
+        return sends
+
+    senders = [asyncio.create_task(keep_sending(cid)) for cid, _ in connected]
+    try:
+        await _until(lambda: len(answers) >= 4 * ROTATION_CONNECTIONS)
+        db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+        try:  # every token due: the worker refreshes (and re-seals) them during the rotation
+            await db.execute(
+                "UPDATE connections SET access_token_expires_at = now() WHERE id = ANY($1::uuid[])",
+                [cid for cid, _ in connected],
+            )
+        finally:
+            await db.close()
+        before_rotation = len(answers)
+        started = time.time()
+        said = await ddbridge(stack, "keys", "rotate", **ring)
+        ended = time.time()
+        ended_at = len(answers)
+        during_rotation = ended_at - before_rotation
+        await _until(lambda: len(answers) >= ended_at + 4 * ROTATION_CONNECTIONS)
+    finally:
+        stop.set()
+        sends = await asyncio.gather(*senders)
+
+    assert set(answers) == {202}, answers
+    assert during_rotation > 0, "sends were accepted while the rotation ran"
+    delivered_during = [
+        request
+        for request in await stack.datadog_requests(path="/api/v2/logs")
+        if started <= request["at"] <= ended
+    ]
+    assert delivered_during, "deliveries ran while the rotation ran"
+    for (connection_id, dd_oid), count in zip(connected, sends, strict=True):
+        logs = await stack.wait_received(dd_oid, "logs", count * LOGS_PER_SEND)
+        incidents = await stack.wait_received(dd_oid, "incidents", count)
+        assert (len(logs), len(incidents)) == (count * LOGS_PER_SEND, count)
+        letters = await stack.api.get(f"/internal/v1/connections/{connection_id}/dead_letters")
+        assert letters.json() == []
+    # The worker re-sealed some tokens itself by refreshing them; the API keys only rotate.
+    assert int(said.split()[1]) >= ROTATION_CONNECTIONS, said
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    try:
+        refreshed = await db.fetchval(
+            "SELECT count(*) FROM connections WHERE id = ANY($1::uuid[])"
+            " AND access_token_expires_at > now() + interval '30 minutes'",
+            [cid for cid, _ in connected],
+        )
+    finally:
+        await db.close()
+    assert refreshed == ROTATION_CONNECTIONS, "every due token was refreshed meanwhile"
+    status = await ddbridge(stack, "keys", "status", **ring)
+    [sealing, opening, *_] = status.splitlines()
+    assert sealing.split()[:2] == [key_id(_raw(first)).hex(), "sealing"]
+    assert opening.split() == [key_id(_raw(second)).hex(), "opening", "0", "secret(s)"]

@@ -28,12 +28,14 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio
+from arq.connections import RedisSettings, create_pool
 
 from harness import processes
 from harness.processes import Child
 from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedRedis
+from service.jobs import REFRESH_CONNECTION
 from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
 
 POLL_SECONDS = 0.05
@@ -123,7 +125,30 @@ class IsolatedStack:
         lines += ["redis keys (ttl s):", *(f"  {key} {ttl}" for key, ttl in keys.items())]
         return "\n".join(lines)
 
+    async def ring_refreshes(self, connection_ids: list[str], times: int = 1) -> None:
+        """Ring each connection's refresh `times` times, under distinct ids, as lost-and-found
+        doorbells and reconciler ticks would."""
+        pool = await create_pool(
+            RedisSettings.from_dsn(self.redis_url), default_queue_name=self.stack.queue_name
+        )
+        try:
+            for ring in range(times):
+                for connection_id in connection_ids:
+                    await pool.enqueue_job(
+                        REFRESH_CONNECTION, connection_id, _job_id=f"test:{connection_id}:{ring}"
+                    )
+        finally:
+            await pool.aclose()
+
     # PostgreSQL.
+
+    async def make_tokens_due(self, connection_ids: list[str]) -> None:
+        """Age the connections' access tokens so they are due for a refresh now."""
+        await self.fetch(
+            "UPDATE connections SET access_token_expires_at = now() WHERE id = ANY($1::uuid[])"
+            " RETURNING id",
+            connection_ids,
+        )
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read-only query against this stack's database."""
