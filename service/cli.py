@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from types import FrameType
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
@@ -55,10 +57,18 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
+
+
 @contextmanager
 def embedded_services(data_dir: Path) -> Iterator[None]:
     """Start embedded PostgreSQL/Redis for whichever URL is unset (in the environment and in
-    `DDBRIDGE_SECRETS_DIR`), exporting the URL."""
+    `DDBRIDGE_SECRETS_DIR`), exporting the URL. From here on SIGTERM ends the process as
+    Ctrl-C does, through `finally` blocks, so the embedded servers are stopped either way
+    (uvicorn, after its graceful stop, raises the SIGTERM it caught again)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         if not configured("DDBRIDGE_DATABASE_URL"):
             postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
@@ -121,6 +131,7 @@ def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
             WorkerSettings,  # type: ignore[arg-type]  # arq's protocol type is stricter than its API
             redis_settings=redis_settings(settings),
             queue_name=settings.queue_name,
+            job_completion_wait=settings.worker_shutdown_seconds,
         )
 
 
@@ -183,8 +194,8 @@ def deadletters_replay(
 ) -> None:
     """Put a connection's dead letters back in the outbox (the worker's reconciler sends them)."""
     replayed = _with_session(lambda session: deliveries.replay(session, connection_id, ids))
-    for _, signal, items in replayed:
-        typer.echo(f"replayed {items} {signal} item(s)")
+    for _, signal_name, items in replayed:
+        typer.echo(f"replayed {items} {signal_name} item(s)")
 
 
 @keys_app.command("generate")

@@ -23,12 +23,14 @@ from service.errors import ServiceError
 from service.intake.parse import InvalidBodyError, pointer
 from service.resources import Resources, open_resources
 from service.settings import Settings
+from service.shutdown import Drain
 
 log = logging.getLogger("ddbridge.http")
 
 
 class State(TypedDict):
     resources: Resources
+    drain: Drain
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,8 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         current = settings or Settings()
+        drain = Drain()
+        drain.install(current.shutdown_drain_seconds)
         async with open_resources(current) as resources:
-            yield {"resources": resources}
+            yield {"resources": resources, "drain": drain}
 
     app = FastAPI(title="ddbridge", version="0.1.0", lifespan=lifespan)
     app.include_router(ops.router)

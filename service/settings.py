@@ -148,6 +148,12 @@ class Settings(KeyRingSettings):
     own)."""
     worker_metrics_host: str = "127.0.0.1"
     """The address the worker's port listens on (`0.0.0.0` in a container, for probes)."""
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0)
+    """After SIGTERM, how long an API process keeps listening with readiness false and sends
+    refused (503, Retry-After) before it stops (see `service.shutdown`)."""
+    worker_shutdown_seconds: int = Field(default=20, ge=0)
+    """After SIGTERM, how long a worker lets its running jobs finish before it cancels them
+    (a cancelled drain hands its partition back at once)."""
     queue_name: str = Field(default="ddbridge", min_length=1)
     """The arq queue; deployments sharing one Redis database need different names."""
 

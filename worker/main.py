@@ -202,6 +202,10 @@ class WorkerSettings:
     ]
     on_startup = startup
     on_shutdown = shutdown
+    # SIGTERM: take no new job, let running ones finish for this long, then cancel them (a
+    # cancelled drain hands its partition back at once). `ddbridge worker` uses
+    # DDBRIDGE_WORKER_SHUTDOWN_SECONDS instead.
+    job_completion_wait = 20
     redis_settings = RedisSettings.from_dsn(
         os.environ.get("DDBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
