@@ -22,15 +22,6 @@ LEASE_SECONDS = 60
 SENDS = 5
 
 
-async def _wait_exit(child: Any, deadline_seconds: float) -> int:
-    deadline = time.monotonic() + deadline_seconds
-    while child.process.poll() is None:
-        assert time.monotonic() < deadline, f"{child.name} still running:\n{child.output_tail()}"
-        await asyncio.sleep(POLL_SECONDS)
-    returncode: int = child.process.returncode
-    return returncode
-
-
 async def _leases(iso: IsolatedStack) -> list[Any]:
     rows = await iso.fetch("SELECT lease_until FROM partitions WHERE lease_until IS NOT NULL")
     return [row["lease_until"] for row in rows]
@@ -78,7 +69,7 @@ async def test_api_drains_then_finishes_what_it_took(
         finish.set()  # the send taken before SIGTERM completes
         answer = await taken
         assert answer.status_code == 202, answer.text
-        assert await _wait_exit(iso.api, 20) == 0, iso.api.output_tail()
+        assert await iso.wait_exit(iso.api, 20) == 0, iso.api.output_tail()
 
         received = await iso.stack.wait_received(dd_oid, "logs", 4)
         assert len(received) == 4, "only the send taken before SIGTERM was stored"
@@ -97,8 +88,7 @@ async def _sigterm_worker_mid_request(
     await iso.wait_for_request(SERIES, answered=False)
     [first] = iso.workers
     assert len(await _leases(iso)) == 1, "the worker holds the partition"
-    first.process.send_signal(signal.SIGTERM)
-    assert await _wait_exit(first, 30) == 0, first.output_tail()
+    assert await iso.terminate(first, 30) == 0, first.output_tail()
     assert await _leases(iso) == [], f"the lease outlived its worker\n{await iso.diagnostics()}"
 
     started = time.monotonic()
