@@ -25,10 +25,12 @@ from service import credentials, jobs, webhooks
 from service.credentials import RefreshResult
 from service.delivery.drain import Outcome, drain
 from service.intake.accept import IDEMPOTENCY_WINDOW
+from service.metrics import CRON_TICKS
 from service.models import IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
 from service.settings import Settings
 from service.signals import Signal
+from worker import quiet
 from worker.health import HealthPort, Heartbeat
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,13 @@ def resources(ctx: dict[str, Any]) -> Resources:
     return res
 
 
+CRONS = {name: f"{QUEUE_NAME}:{name}" for name in ("refreshes", "deliveries", "notify")}
+"""arq's cron job ids omit the queue; naming them after it keeps deployments that share a
+Redis database from swallowing each other's ticks."""
+
+
 async def startup(ctx: dict[str, Any]) -> None:
+    quiet.install(CRONS.values())
     stack = AsyncExitStack()
     ctx["stack"] = stack
     settings = Settings()
@@ -148,12 +156,15 @@ async def reconcile_deliveries(ctx: dict[str, Any]) -> int:
     tick = f":reconcile:{int(now.timestamp())}"
     for connection_id, signal in partitions:
         await jobs.ring_delivery(res.redis, connection_id, signal, suffix=tick)
+    CRON_TICKS.labels(cron="deliveries").inc()
     return len(partitions)
 
 
 async def notify(ctx: dict[str, Any]) -> int:
     """Send connection-state notifications to the partner's webhook (if configured)."""
-    return await webhooks.notify_transitions(resources(ctx))
+    sent = await webhooks.notify_transitions(resources(ctx))
+    CRON_TICKS.labels(cron="notify").inc()
+    return sent
 
 
 async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
@@ -176,6 +187,7 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
     for connection_id, place in due:
         # Spread each site's refreshes over the minute at `rate` per second.
         await jobs.ring_refresh(res.redis, connection_id, now + timedelta(seconds=place / rate))
+    CRON_TICKS.labels(cron="refreshes").inc()
     return len(due)
 
 
@@ -188,17 +200,15 @@ class WorkerSettings:
         func(deliver, keep_result=0, timeout=60),
         func(refresh_connection, keep_result=0),
     ]
-    # arq's cron job ids omit the queue; naming them after it keeps deployments that share
-    # a Redis database from swallowing each other's ticks.
     cron_jobs: ClassVar = [
-        cron(reconcile_refreshes, name=f"{QUEUE_NAME}:refreshes", second=0, run_at_startup=True),
+        cron(reconcile_refreshes, name=CRONS["refreshes"], second=0, run_at_startup=True),
         cron(
             reconcile_deliveries,
-            name=f"{QUEUE_NAME}:deliveries",
+            name=CRONS["deliveries"],
             second=set(range(0, 60, 5)),
             run_at_startup=True,
         ),
-        cron(notify, name=f"{QUEUE_NAME}:notify", second=set(range(0, 60, 5))),
+        cron(notify, name=CRONS["notify"], second=set(range(0, 60, 5))),
     ]
     on_startup = startup
     on_shutdown = shutdown
