@@ -151,9 +151,10 @@ def dev(
     data_dir: DataDirOption = DATA_DIR,
 ) -> None:
     """Run everything locally: PostgreSQL, Redis, the Datadog emulator, the API and a worker."""
-    from service.devstack import run_dev_stack  # noqa: PLC0415 - dev-only dependencies
+    from service.devstack import refuse_taken_ports, run_dev_stack  # noqa: PLC0415 - dev only
 
     configure_logging("INFO")
+    refuse_taken_ports(api_port, emulator_port)
     with embedded_services(data_dir):
         run_dev_stack(data_dir=data_dir, api_port=api_port, emulator_port=emulator_port)
 

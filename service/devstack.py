@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +28,34 @@ from service.crypto import generate_key
 from service.db import migrate
 
 READY_TIMEOUT_SECONDS = 60.0
+
+
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:`port` can be listened on (as uvicorn would, with SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def refuse_taken_ports(api_port: int, emulator_port: int) -> None:
+    """Exit 1 at once, before anything starts, if a port the stack needs is taken, naming it
+    and how to choose another."""
+    for port, variable, option in (
+        (api_port, "PORT", "--api-port"),
+        (emulator_port, "EMULATOR_PORT", "--emulator-port"),
+    ):
+        if not port_is_free(port):
+            other = next(p for p in range(port + 1, 65536) if port_is_free(p))
+            typer.echo(
+                f"port {port} is taken by another program; choose another: "
+                f"make run {variable}={other} (or ddbridge dev {option} {other})",
+                err=True,
+            )
+            raise typer.Exit(1)
 
 
 def dev_secrets(data_dir: Path) -> dict[str, str]:
