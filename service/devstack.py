@@ -23,11 +23,19 @@ from types import FrameType
 
 import httpx
 import typer
+from sqlalchemy.engine import make_url
 
+from service import devenv
 from service.crypto import generate_key
 from service.db import migrate
+from service.settings import asyncpg_url
 
 READY_TIMEOUT_SECONDS = 60.0
+
+
+def redacted(url: str) -> str:
+    """A database URL as it may be printed: its password replaced by `***`."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def port_is_free(port: int) -> bool:
@@ -90,12 +98,12 @@ def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
     """Run until Ctrl-C or until a child exits; always stop every child."""
     stopping = _stop_on_signals()
     env = dev_environment(data_dir, api_port, emulator_port)
-    migrate(env["DDBRIDGE_DATABASE_URL"])
+    migrate(asyncpg_url(env["DDBRIDGE_DATABASE_URL"]))
     public_url = env["DDBRIDGE_PUBLIC_URL"]
     emulator = f"http://127.0.0.1:{emulator_port}"
     python = sys.executable
     processes: dict[str, subprocess.Popen[bytes]] = {}
-    with _stopping(processes):
+    with _stopping(processes), devenv.published(data_dir, env):
         demo = {
             "FAKEDATADOG_DEMO_CLIENT": f"{env['DDBRIDGE_CLIENT_ID']}:{env['DDBRIDGE_CLIENT_SECRET']}",
             "FAKEDATADOG_DEMO_REDIRECT_URI": env.get("DDBRIDGE_REDIRECT_URI")
@@ -113,6 +121,8 @@ def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
             f"  {public_url}/oauth/onboarding?site=app.datadoghq.com&domain=datadoghq.com\n\n"
             f"Internal API: {public_url}/internal/v1 "
             f"(Authorization: Bearer {env['DDBRIDGE_INTERNAL_TOKENS'].split(',')[0]})\n"
+            f"Database: {redacted(env['DDBRIDGE_DATABASE_URL'])} "
+            "(`ddbridge connections list` here finds it)\n"
             "Press Ctrl-C to stop.\n",
         )
         _supervise(processes, stopping)

@@ -54,12 +54,36 @@ def configured(variable: str) -> bool:
     return (Path(directory) / variable).is_file()
 
 
+def asyncpg_url(url: str) -> str:
+    """`url` with the asyncpg driver ddbridge uses: a plain `postgresql://` (or `postgres://`)
+    URL, as cloud consoles and libpq write them, gains `+asyncpg`; another driver or database
+    is refused."""
+    scheme, separator, rest = url.partition("://")
+    if scheme == "postgresql+asyncpg":
+        return url
+    if separator and scheme in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    if separator and scheme.startswith("postgresql+"):
+        raise ValueError(
+            f"ddbridge talks to PostgreSQL through asyncpg, not {scheme.partition('+')[2]}: "
+            "write postgresql+asyncpg://... (or postgresql://...)"
+        )
+    raise ValueError(
+        "must be a PostgreSQL URL: postgresql+asyncpg://user:password@host:5432/database"
+    )
+
+
 class DatabaseSettings(BaseSettings):
     """The part of the environment that migrations and read-only operator commands need."""
 
     model_config = SettingsConfigDict(env_prefix="DDBRIDGE_", extra="ignore")
 
     database_url: str
+
+    @field_validator("database_url")
+    @classmethod
+    def _with_asyncpg(cls, value: str) -> str:
+        return asyncpg_url(value)
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,7 @@ from sqlalchemy import delete, or_, select
 
 from service import credentials, jobs, webhooks
 from service.credentials import RefreshResult
+from service.dbcheck import check_database
 from service.delivery.drain import Outcome, drain
 from service.intake.accept import IDEMPOTENCY_WINDOW
 from service.metrics import CRON_TICKS
@@ -60,6 +61,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     ctx["stack"] = stack
     settings = Settings()
+    problem = await check_database(settings.database_url)
+    if problem is not None:  # run anyway: jobs fail and are rung again until it is fixed
+        log.error("database check at start-up: %s", problem.cause)
     ctx["resources"] = await stack.enter_async_context(open_resources(settings))
     ctx["token_calls"] = asyncio.Semaphore(TOKEN_CALLS_PER_WORKER)
     if settings.worker_metrics_port is not None:
