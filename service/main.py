@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -49,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_resources(current) as resources:
             yield {"resources": resources, "drain": drain}
 
-    app = FastAPI(title="ddbridge", version="0.1.0", lifespan=lifespan)
+    # Swagger UI's script and styles come from the fastapi-offline package, not a CDN.
+    app = FastAPIOffline(title="ddbridge", version="0.1.0", lifespan=lifespan, redoc_url=None)
     app.include_router(ops.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
