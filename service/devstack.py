@@ -1,7 +1,9 @@
 """`ddbridge dev`: the emulator, the API and a worker as child processes, wired together.
 
 Dev secrets (encryption key, internal token, OAuth client) are generated once and kept in
-`<data dir>/dev.json`, so connections made in one run still open in the next. Variables already
+`<data dir>/dev.json`, and the emulator keeps its orgs and credentials in
+`<data dir>/emulator.state`, so connections made in one run still open and deliver in the
+next. Variables already
 set in the environment win over the generated ones. Ctrl-C (or any child exiting) stops all.
 """
 
@@ -109,9 +111,11 @@ def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
             "FAKEDATADOG_DEMO_REDIRECT_URI": env.get("DDBRIDGE_REDIRECT_URI")
             or f"{public_url}/oauth/callback",
         }
-        processes["emulator"] = _start(
-            {**env, **demo}, [python, "-m", "fakedatadog", "--port", str(emulator_port)]
-        )
+        # The emulator keeps its orgs and credentials across runs, as Datadog does, so the
+        # connections made in an earlier run keep working.
+        emulator_command = [python, "-m", "fakedatadog", "--port", str(emulator_port)]
+        emulator_command += ["--state-file", str(data_dir / "emulator.state")]
+        processes["emulator"] = _start({**env, **demo}, emulator_command)
         _wait_ready(f"{emulator}/_emulator/health")
         processes["api"] = _start(env, [python, "-m", "service", "api", "--port", str(api_port)])
         processes["worker"] = _start(env, [python, "-m", "service", "worker"])
