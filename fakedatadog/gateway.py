@@ -2,7 +2,8 @@
 
 For each request outside the control plane, in this order:
 1. record it in the request log (its status is filled in when the answer starts; in bench mode
-   the body is not kept);
+   the body is not kept), and, when its credential names an org, count it in flight for
+   (org, path) until its answer is complete;
 2. answer 421 for a host that is not Datadog's, and 495 for one whose TLS check would fail
    (plain HTTP has no handshake to fail, so the status stands in for it);
 3. apply the oldest matching fault: sleep its delay, then break the connection if it is a
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fakedatadog.faults import org_of_request, take_fault
 from fakedatadog.hosts import HostKind, classify, tls_mismatch_message
 from fakedatadog.params import parse_params
-from fakedatadog.state import EmulatorState, Fault, RecordedRequest
+from fakedatadog.state import EmulatorState, Fault, InFlight, RecordedRequest
 
 CONTROL_PREFIX = "/_emulator/"
 
@@ -51,10 +52,28 @@ class Gateway:
         body = await _read_body(receive)
         record = _record(scope, b"" if self.state.settings.bench else body)
         self.state.requests.append(record)
+        flight = _Flight(
+            self.state.in_flight, org_of_request(self.state, record.headers, {}), record.path
+        )
+        try:
+            await self._answer(scope, receive, send, record, body, flight)
+        finally:
+            flight.land()
 
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        record: RecordedRequest,
+        body: bytes,
+        flight: _Flight,
+    ) -> None:
         async def send_recording(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                flight.land()  # the client may send its next request before the app returns
             await send(message)
 
         replay = _replay(body, receive)
@@ -95,6 +114,22 @@ class Gateway:
         if fault is not None and fault.delay_seconds > 0:
             await asyncio.sleep(fault.delay_seconds)
         return fault
+
+
+class _Flight:
+    """One request counted in flight for (org, path) from arrival until its answer is
+    complete (or the connection breaks); requests naming no org are not counted."""
+
+    def __init__(self, in_flight: InFlight, org: str | None, path: str) -> None:
+        self._in_flight = in_flight  # the one entered, even if the state is reset meanwhile
+        self._key = None if org is None else (org, path)
+        if self._key is not None:
+            in_flight.enter(self._key)
+
+    def land(self) -> None:
+        if self._key is not None:
+            self._in_flight.leave(self._key)
+            self._key = None
 
 
 async def _reset_connection(send: Send) -> None:

@@ -133,6 +133,23 @@ class RecordedRequest:
 
 
 @dataclass(slots=True)
+class InFlight:
+    """Requests of one org to one path being answered now, and the most there ever were at
+    once: a partition's single drainer sends one request at a time, so a peak above 1 means
+    two senders drained the same (org, signal) together."""
+
+    now: dict[tuple[str, str], int] = field(default_factory=dict)
+    peak: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def enter(self, key: tuple[str, str]) -> None:
+        self.now[key] = self.now.get(key, 0) + 1
+        self.peak[key] = max(self.peak.get(key, 0), self.now[key])
+
+    def leave(self, key: tuple[str, str]) -> None:
+        self.now[key] -= 1
+
+
+@dataclass(slots=True)
 class Fault:
     """Delays and optionally replaces the answer of the next `remaining` matching requests.
 
@@ -206,6 +223,7 @@ class EmulatorState:
     """Created incidents per org, as CreateIncident answered them."""
     intake: IntakeLog = field(default_factory=IntakeLog)
     requests: list[RecordedRequest] = field(default_factory=list)
+    in_flight: InFlight = field(default_factory=InFlight)
     faults: list[Fault] = field(default_factory=list)
     settings: Settings = field(init=False)
     consent: ConsentSwitch = field(default_factory=ConsentSwitch)

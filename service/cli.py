@@ -10,23 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from types import FrameType
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 import uvicorn
 from arq.worker import run_worker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service import deliveries, metrics
+from service import deliveries, devenv, metrics
 from service.api.schemas import DeadLetterOut
 from service.api.views import connection_view, connection_views
 from service.crypto import generate_key
 from service.db import create_engine, create_sessionmaker, migrate
+from service.dbcheck import check_database, database_problem
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
+from service.errors import ServiceError
 from service.keys import KeyUsage, rotate
 from service.keys import status as key_status
 from service.resources import open_resources, redis_settings
@@ -47,6 +51,17 @@ keys_app = typer.Typer(help="Encryption keys for secrets at rest.")
 app.add_typer(keys_app, name="keys")
 
 
+RUN_COMMANDS = {"api", "worker", "dev", "migrate"}
+"""Commands that start or change things: they never adopt a running dev stack's settings."""
+
+
+@app.callback()
+def _find_the_dev_stack(ctx: typer.Context) -> None:
+    # Operator commands without a database URL read a running `ddbridge dev`'s (service.devenv).
+    if ctx.invoked_subcommand not in RUN_COMMANDS and not configured("DDBRIDGE_DATABASE_URL"):
+        devenv.adopt(DATA_DIR)
+
+
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
@@ -55,20 +70,28 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
+
+
 @contextmanager
-def embedded_services(data_dir: Path) -> Iterator[None]:
-    """Start embedded PostgreSQL/Redis for whichever URL is unset (in the environment and in
-    `DDBRIDGE_SECRETS_DIR`), exporting the URL."""
+def embedded_services(data_dir: Path, *, redis: bool = True) -> Iterator[None]:
+    """Start embedded PostgreSQL/Redis (unless `redis` is False) for whichever URL is unset
+    (in the environment and in `DDBRIDGE_SECRETS_DIR`), exporting the URL. From here on SIGTERM ends the process as
+    Ctrl-C does, through `finally` blocks, so the embedded servers are stopped either way
+    (uvicorn, after its graceful stop, raises the SIGTERM it caught again)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
         if not configured("DDBRIDGE_DATABASE_URL"):
             postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
             postgres.create_database(EMBEDDED_DATABASE)
             os.environ["DDBRIDGE_DATABASE_URL"] = postgres.url(EMBEDDED_DATABASE)
             typer.echo(f"embedded PostgreSQL on port {postgres.port}", err=True)
-        if not configured("DDBRIDGE_REDIS_URL"):
-            redis = stack.enter_context(EmbeddedRedis(data_dir / "redis"))
-            os.environ["DDBRIDGE_REDIS_URL"] = redis.url()
-            typer.echo(f"embedded Redis on port {redis.port}", err=True)
+        if redis and not configured("DDBRIDGE_REDIS_URL"):
+            redis_server = stack.enter_context(EmbeddedRedis(data_dir / "redis"))
+            os.environ["DDBRIDGE_REDIS_URL"] = redis_server.url()
+            typer.echo(f"embedded Redis on port {redis_server.port}", err=True)
         yield
 
 
@@ -92,6 +115,7 @@ def api(
     configure_logging(log_level)
     with ExitStack() as stack:
         stack.enter_context(embedded_services(data_dir))
+        _refuse_a_wrong_database()
         if workers > 1:
             stack.enter_context(metrics.shared_by_processes())
         uvicorn.run(
@@ -116,11 +140,13 @@ def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
 
     configure_logging(log_level)
     with embedded_services(data_dir):
+        _refuse_a_wrong_database()
         settings = Settings()
         run_worker(
             WorkerSettings,  # type: ignore[arg-type]  # arq's protocol type is stricter than its API
             redis_settings=redis_settings(settings),
             queue_name=settings.queue_name,
+            job_completion_wait=settings.worker_shutdown_seconds,
         )
 
 
@@ -128,8 +154,16 @@ def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
 def migrate_command(data_dir: DataDirOption = DATA_DIR) -> None:
     """Upgrade the database schema to the newest migration."""
     configure_logging("WARNING")
-    with embedded_services(data_dir):
-        migrate(DatabaseSettings().database_url)
+    with embedded_services(data_dir, redis=False):
+        url = DatabaseSettings().database_url
+        try:
+            migrate(url)
+        except Exception as exc:
+            problem = database_problem(exc, url)
+            if problem is None:
+                raise
+            typer.echo(f"cannot migrate: {problem.cause}", err=True)
+            raise typer.Exit(1) from None
     typer.echo("database schema is up to date")
 
 
@@ -140,9 +174,10 @@ def dev(
     data_dir: DataDirOption = DATA_DIR,
 ) -> None:
     """Run everything locally: PostgreSQL, Redis, the Datadog emulator, the API and a worker."""
-    from service.devstack import run_dev_stack  # noqa: PLC0415 - dev-only dependencies
+    from service.devstack import refuse_taken_ports, run_dev_stack  # noqa: PLC0415 - dev only
 
     configure_logging("INFO")
+    refuse_taken_ports(api_port, emulator_port)
     with embedded_services(data_dir):
         run_dev_stack(data_dir=data_dir, api_port=api_port, emulator_port=emulator_port)
 
@@ -183,8 +218,8 @@ def deadletters_replay(
 ) -> None:
     """Put a connection's dead letters back in the outbox (the worker's reconciler sends them)."""
     replayed = _with_session(lambda session: deliveries.replay(session, connection_id, ids))
-    for _, signal, items in replayed:
-        typer.echo(f"replayed {items} {signal} item(s)")
+    for _, signal_name, items in replayed:
+        typer.echo(f"replayed {items} {signal_name} item(s)")
 
 
 @keys_app.command("generate")
@@ -242,17 +277,43 @@ def verify_command(connection_id: uuid.UUID) -> None:
 
 
 def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one read against `DDBRIDGE_DATABASE_URL` in a short-lived engine."""
+    """Run one read against `DDBRIDGE_DATABASE_URL` in a short-lived engine. What it refuses
+    (an unknown connection, say) or a database it cannot use ends the command with one line
+    and exit status 1."""
+    url = DatabaseSettings().database_url
 
     async def run() -> T:
-        engine = create_engine(DatabaseSettings().database_url, pool_size=1)
+        engine = create_engine(url, pool_size=1)
         try:
             async with create_sessionmaker(engine)() as session:
                 return await query(session)
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except ServiceError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        problem = database_problem(exc, url)
+        if problem is None:
+            raise
+        typer.echo(f"cannot read the database: {problem.cause}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _refuse_a_wrong_database() -> None:
+    """Exit 1 with one line if `DDBRIDGE_DATABASE_URL` names a database, role or password
+    PostgreSQL refuses (retrying would not help); a server that is only unavailable is
+    waited for (`/readyz` answers 503 meanwhile)."""
+    url = DatabaseSettings().database_url
+    problem = asyncio.run(check_database(url))
+    if problem is not None and problem.configuration:
+        typer.echo(f"DDBRIDGE_DATABASE_URL: {problem.cause}", err=True)
+        raise typer.Exit(1)
+    if problem is not None:
+        typer.echo(f"database unavailable, starting anyway: {problem.cause}", err=True)
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """`ddbridge dev`: the emulator, the API and a worker as child processes, wired together.
 
 Dev secrets (encryption key, internal token, OAuth client) are generated once and kept in
-`<data dir>/dev.json`, so connections made in one run still open in the next. Variables already
+`<data dir>/dev.json`, and the emulator keeps its orgs and credentials in
+`<data dir>/emulator.state`, so connections made in one run still open and deliver in the
+next. Variables already
 set in the environment win over the generated ones. Ctrl-C (or any child exiting) stops all.
 """
 
@@ -11,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,11 +25,47 @@ from types import FrameType
 
 import httpx
 import typer
+from sqlalchemy.engine import make_url
 
+from service import devenv
 from service.crypto import generate_key
 from service.db import migrate
+from service.settings import asyncpg_url
 
 READY_TIMEOUT_SECONDS = 60.0
+
+
+def redacted(url: str) -> str:
+    """A database URL as it may be printed: its password replaced by `***`."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def port_is_free(port: int) -> bool:
+    """Whether 127.0.0.1:`port` can be listened on (as uvicorn would, with SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def refuse_taken_ports(api_port: int, emulator_port: int) -> None:
+    """Exit 1 at once, before anything starts, if a port the stack needs is taken, naming it
+    and how to choose another."""
+    for port, variable, option in (
+        (api_port, "PORT", "--api-port"),
+        (emulator_port, "EMULATOR_PORT", "--emulator-port"),
+    ):
+        if not port_is_free(port):
+            other = next(p for p in range(port + 1, 65536) if port_is_free(p))
+            typer.echo(
+                f"port {port} is taken by another program; choose another: "
+                f"make run {variable}={other} (or ddbridge dev {option} {other})",
+                err=True,
+            )
+            raise typer.Exit(1)
 
 
 def dev_secrets(data_dir: Path) -> dict[str, str]:
@@ -61,20 +100,22 @@ def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
     """Run until Ctrl-C or until a child exits; always stop every child."""
     stopping = _stop_on_signals()
     env = dev_environment(data_dir, api_port, emulator_port)
-    migrate(env["DDBRIDGE_DATABASE_URL"])
+    migrate(asyncpg_url(env["DDBRIDGE_DATABASE_URL"]))
     public_url = env["DDBRIDGE_PUBLIC_URL"]
     emulator = f"http://127.0.0.1:{emulator_port}"
     python = sys.executable
     processes: dict[str, subprocess.Popen[bytes]] = {}
-    with _stopping(processes):
+    with _stopping(processes), devenv.published(data_dir, env):
         demo = {
             "FAKEDATADOG_DEMO_CLIENT": f"{env['DDBRIDGE_CLIENT_ID']}:{env['DDBRIDGE_CLIENT_SECRET']}",
             "FAKEDATADOG_DEMO_REDIRECT_URI": env.get("DDBRIDGE_REDIRECT_URI")
             or f"{public_url}/oauth/callback",
         }
-        processes["emulator"] = _start(
-            {**env, **demo}, [python, "-m", "fakedatadog", "--port", str(emulator_port)]
-        )
+        # The emulator keeps its orgs and credentials across runs, as Datadog does, so the
+        # connections made in an earlier run keep working.
+        emulator_command = [python, "-m", "fakedatadog", "--port", str(emulator_port)]
+        emulator_command += ["--state-file", str(data_dir / "emulator.state")]
+        processes["emulator"] = _start({**env, **demo}, emulator_command)
         _wait_ready(f"{emulator}/_emulator/health")
         processes["api"] = _start(env, [python, "-m", "service", "api", "--port", str(api_port)])
         processes["worker"] = _start(env, [python, "-m", "service", "worker"])
@@ -84,6 +125,8 @@ def run_dev_stack(*, data_dir: Path, api_port: int, emulator_port: int) -> None:
             f"  {public_url}/oauth/onboarding?site=app.datadoghq.com&domain=datadoghq.com\n\n"
             f"Internal API: {public_url}/internal/v1 "
             f"(Authorization: Bearer {env['DDBRIDGE_INTERNAL_TOKENS'].split(',')[0]})\n"
+            f"Database: {redacted(env['DDBRIDGE_DATABASE_URL'])} "
+            "(`ddbridge connections list` here finds it)\n"
             "Press Ctrl-C to stop.\n",
         )
         _supervise(processes, stopping)

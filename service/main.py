@@ -15,20 +15,25 @@ from typing import Any, TypedDict
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service.api import browser, internal, ops, sends
+from service.api.guard import PREFIX
+from service.dbcheck import check_database, database_problem
 from service.errors import ServiceError
 from service.intake.parse import InvalidBodyError, pointer
 from service.resources import Resources, open_resources
 from service.settings import Settings
+from service.shutdown import Drain
 
 log = logging.getLogger("ddbridge.http")
 
 
 class State(TypedDict):
     resources: Resources
+    drain: Drain
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,10 +42,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         current = settings or Settings()
+        drain = Drain()
+        drain.install(current.shutdown_drain_seconds)
+        problem = await check_database(current.database_url)
+        if problem is not None:  # serve anyway: /readyz says 503 until it is fixed or back
+            log.error("database check at start-up: %s", problem.cause)
         async with open_resources(current) as resources:
-            yield {"resources": resources}
+            yield {"resources": resources, "drain": drain}
 
-    app = FastAPI(title="ddbridge", version="0.1.0", lifespan=lifespan)
+    # Swagger UI's script and styles come from the fastapi-offline package, not a CDN.
+    app = FastAPIOffline(title="ddbridge", version="0.1.0", lifespan=lifespan, redoc_url=None)
     app.include_router(ops.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
@@ -85,30 +96,22 @@ def _problems(problems: list[dict[str, str]]) -> Response:
     )
 
 
-def database_is_down(exc: BaseException) -> bool:
-    """Whether an error means PostgreSQL is unreachable, shutting down or starting up
-    (SQLSTATE classes 08 and 57P), as opposed to a bug or a constraint violation."""
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError, OSError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-        return exc.connection_invalidated or sqlstate.startswith(("08", "57P"))
-    return False
-
-
-async def _database_unavailable(_: Request, exc: Exception) -> Response:
-    """503 when PostgreSQL cannot be reached; the transaction never committed."""
-    if not database_is_down(exc):
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """503 when PostgreSQL cannot be used (down, or a wrong database, role or password), with
+    the cause in one log line and, on internal routes, in the answer; nothing was committed."""
+    resources: Resources = request.state.resources
+    problem = database_problem(exc, resources.settings.database_url)
+    if problem is None:
         raise exc
-    log.warning("database unavailable: %s", type(exc).__name__)
-    return JSONResponse(
-        {
-            "error": "database_unavailable",
-            "detail": "the database is unavailable; nothing was accepted",
-        },
-        status_code=503,
-        headers={"Retry-After": "1"},
-    )
+    log.warning("database unavailable: %s", problem.cause)
+    body = {
+        "error": "database_unavailable",
+        "detail": "the database is unavailable; nothing was accepted",
+    }
+    if request.url.path.startswith(PREFIX):  # the partner's backend, not a customer's browser
+        body |= {"detail": f"the database is unavailable: {problem.cause}; nothing was accepted"}
+        body["cause"] = problem.cause
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
 def _pointer(loc: tuple[Any, ...]) -> str:

@@ -31,6 +31,8 @@ TOKEN_REFRESHES = Counter(
     "ddbridge_token_refreshes", "Access-token refresh attempts by result", ["result"]
 )
 
+CRON_TICKS = Counter("ddbridge_cron_ticks", "Runs of the worker's reconciling crons", ["cron"])
+
 CREDENTIAL_FAILURES = Counter(
     "ddbridge_credential_failures",
     "Credential problems that are the operator's to fix (invalid_client, "

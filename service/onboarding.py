@@ -190,6 +190,8 @@ async def complete_flow(
     connection is not touched (`OrgClaimedElsewhere`).
     """
     flow = await _claim_flow(session, params.state, browser_id)
+    if flow.connection_id is not None:  # the browser reloads the page this flow ended on
+        return await _connected_again(session, flow)
     verifier = credentials.open_verifier(res.keyring, flow)
     await session.commit()
     if params.error:
@@ -217,6 +219,27 @@ async def complete_flow(
     return Connected(connection, flow.return_to, caveat)
 
 
+async def _connected_again(session: AsyncSession, flow: OAuthFlow) -> Connected:
+    """The success page once more for the browser whose flow made a connection still
+    active; nothing is exchanged again (the code worked once)."""
+    assert flow.connection_id is not None
+    connection = await conns.get_connection(session, flow.connection_id)
+    await session.commit()
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise _answer_not_valid_here()
+    return Connected(connection, flow.return_to, None)
+
+
+def _answer_not_valid_here() -> FlowFailure:
+    return FlowFailure(
+        400,
+        "This sign-in answer is not valid here",
+        "The answer from Datadog does not belong to a connection started in this browser in "
+        "the last few minutes (it expired, was already used, or was opened elsewhere).",
+        "Go back to the partner's product and start connecting again from this browser.",
+    )
+
+
 async def _unstarted_flow(session: AsyncSession, ticket: str, *, lock: bool) -> OAuthFlow:
     query = select(OAuthFlow).where(OAuthFlow.ticket_hash == digest(ticket))
     flow = (await session.scalars(query.with_for_update() if lock else query)).one_or_none()
@@ -242,14 +265,12 @@ async def _ring_refresh(res: Resources, connection: Connection) -> None:
 async def _claim_flow(
     session: AsyncSession, state: str | None, browser_id: str | None
 ) -> OAuthFlow:
-    """Mark the flow of `state` completed, whatever follows: a state works exactly once."""
-    expired = FlowFailure(
-        400,
-        "This sign-in answer is not valid here",
-        "The answer from Datadog does not belong to a connection started in this browser in "
-        "the last few minutes (it expired, was already used, or was opened elsewhere).",
-        "Go back to the partner's product and start connecting again from this browser.",
-    )
+    """Mark the flow of `state` completed, whatever follows: a state works exactly once.
+
+    A flow already completed with a connection comes back as it is for the browser that
+    completed it (a reload of its success page); for anyone else it is not valid here.
+    """
+    expired = _answer_not_valid_here()
     if not state:
         raise expired
     flow = (
@@ -257,7 +278,12 @@ async def _claim_flow(
             select(OAuthFlow).where(OAuthFlow.state_hash == digest(state)).with_for_update()
         )
     ).one_or_none()
-    if flow is None or flow.completed_at is not None:
+    if flow is None:
+        raise expired
+    same_browser = browser_id is not None and digest(browser_id) == flow.browser_hash
+    if flow.completed_at is not None and flow.connection_id is not None and same_browser:
+        return flow
+    if flow.completed_at is not None:
         raise expired
     now = utcnow()
     flow.completed_at = now

@@ -54,12 +54,36 @@ def configured(variable: str) -> bool:
     return (Path(directory) / variable).is_file()
 
 
+def asyncpg_url(url: str) -> str:
+    """`url` with the asyncpg driver ddbridge uses: a plain `postgresql://` (or `postgres://`)
+    URL, as cloud consoles and libpq write them, gains `+asyncpg`; another driver or database
+    is refused."""
+    scheme, separator, rest = url.partition("://")
+    if scheme == "postgresql+asyncpg":
+        return url
+    if separator and scheme in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    if separator and scheme.startswith("postgresql+"):
+        raise ValueError(
+            f"ddbridge talks to PostgreSQL through asyncpg, not {scheme.partition('+')[2]}: "
+            "write postgresql+asyncpg://... (or postgresql://...)"
+        )
+    raise ValueError(
+        "must be a PostgreSQL URL: postgresql+asyncpg://user:password@host:5432/database"
+    )
+
+
 class DatabaseSettings(BaseSettings):
     """The part of the environment that migrations and read-only operator commands need."""
 
     model_config = SettingsConfigDict(env_prefix="DDBRIDGE_", extra="ignore")
 
     database_url: str
+
+    @field_validator("database_url")
+    @classmethod
+    def _with_asyncpg(cls, value: str) -> str:
+        return asyncpg_url(value)
 
     @classmethod
     def settings_customise_sources(
@@ -153,6 +177,12 @@ class Settings(KeyRingSettings):
     own)."""
     worker_metrics_host: str = "127.0.0.1"
     """The address the worker's port listens on (`0.0.0.0` in a container, for probes)."""
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0)
+    """After SIGTERM, how long an API process keeps listening with readiness false and sends
+    refused (503, Retry-After) before it stops (see `service.shutdown`)."""
+    worker_shutdown_seconds: int = Field(default=20, ge=0)
+    """After SIGTERM, how long a worker lets its running jobs finish before it cancels them
+    (a cancelled drain hands its partition back at once)."""
     queue_name: str = Field(default="ddbridge", min_length=1)
     """The arq queue; deployments sharing one Redis database need different names."""
 

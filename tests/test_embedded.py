@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import psutil
 import pytest
 import redis.asyncio
 
+from harness import processes
+from service.crypto import generate_key
 from service.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServerError
 
 
@@ -132,3 +135,54 @@ def test_a_taken_port_is_reported_not_mistaken_for_our_server(data_root: Path) -
     theirs = EmbeddedRedis(data_root / "theirs")
     with theirs, pytest.raises(EmbeddedServerError, match="taken by another program"):
         EmbeddedRedis(data_root / "ours", port=theirs.port).start()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_ddbridge_api_stops_its_embedded_servers_on_sigterm_as_on_ctrl_c(
+    data_root: Path, stop: signal.Signals
+) -> None:
+    """`ddbridge api` without database or Redis URLs starts both from wheels; SIGTERM (what
+    Kubernetes, systemd and `docker stop` send) stops them as Ctrl-C does."""
+    port = processes.free_port()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DDBRIDGE_DATABASE_URL", "DDBRIDGE_REDIS_URL")
+    }
+    env |= {
+        "DDBRIDGE_INTERNAL_TOKENS": "token",
+        "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
+        "DDBRIDGE_CLIENT_ID": "client",
+        "DDBRIDGE_CLIENT_SECRET": "secret",
+    }
+    log = data_root / "api.log"
+    with log.open("wb") as sink:
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service",
+                "api",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_root),
+            ],
+            cwd=processes.REPO_ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    child = processes.Child("api-embedded", api, log)
+    try:
+        processes.wait_until_answers(child, f"http://127.0.0.1:{port}/readyz", 90)
+        postgres = _postmaster_pid(data_root / "postgres")
+        redis_server = int((data_root / "redis" / "redis.pid").read_text())
+        api.send_signal(stop)
+        api.wait(timeout=60)
+    finally:
+        if api.poll() is None:
+            child.kill()
+    assert api.returncode == 0, child.output_tail()
+    assert _exited(postgres), "embedded PostgreSQL left running"
+    assert _exited(redis_server), "embedded Redis left running"

@@ -23,11 +23,14 @@ from sqlalchemy import delete, or_, select
 
 from service import credentials, jobs, webhooks
 from service.credentials import RefreshResult
+from service.dbcheck import check_database
 from service.delivery.drain import Outcome, drain
+from service.metrics import CRON_TICKS
 from service.models import IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
 from service.settings import Settings
 from service.signals import IDEMPOTENCY_WINDOW, Signal
+from worker import quiet
 from worker.health import HealthPort, Heartbeat
 
 log = logging.getLogger(__name__)
@@ -47,10 +50,19 @@ def resources(ctx: dict[str, Any]) -> Resources:
     return res
 
 
+CRONS = {name: f"{QUEUE_NAME}:{name}" for name in ("refreshes", "deliveries", "notify")}
+"""arq's cron job ids omit the queue; naming them after it keeps deployments that share a
+Redis database from swallowing each other's ticks."""
+
+
 async def startup(ctx: dict[str, Any]) -> None:
+    quiet.install(CRONS.values())
     stack = AsyncExitStack()
     ctx["stack"] = stack
     settings = Settings()
+    problem = await check_database(settings.database_url)
+    if problem is not None:  # run anyway: jobs fail and are rung again until it is fixed
+        log.error("database check at start-up: %s", problem.cause)
     ctx["resources"] = await stack.enter_async_context(open_resources(settings))
     ctx["token_calls"] = asyncio.Semaphore(TOKEN_CALLS_PER_WORKER)
     if settings.worker_metrics_port is not None:
@@ -147,12 +159,15 @@ async def reconcile_deliveries(ctx: dict[str, Any]) -> int:
     tick = f":reconcile:{int(now.timestamp())}"
     for connection_id, signal in partitions:
         await jobs.ring_delivery(res.redis, connection_id, signal, suffix=tick)
+    CRON_TICKS.labels(cron="deliveries").inc()
     return len(partitions)
 
 
 async def notify(ctx: dict[str, Any]) -> int:
     """Send pending webhook events to the partner's webhook (if configured), in order."""
-    return await webhooks.notify(resources(ctx))
+    sent = await webhooks.notify(resources(ctx))
+    CRON_TICKS.labels(cron="notify").inc()
+    return sent
 
 
 async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
@@ -176,6 +191,7 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
     for connection_id, place in due:
         # Spread each site's refreshes over the minute at `rate` per second.
         await jobs.ring_refresh(res.redis, connection_id, now + timedelta(seconds=place / rate))
+    CRON_TICKS.labels(cron="refreshes").inc()
     return len(due)
 
 
@@ -188,23 +204,25 @@ class WorkerSettings:
         func(deliver, keep_result=0, timeout=60),
         func(refresh_connection, keep_result=0),
     ]
-    # arq's cron job ids omit the queue; naming them after it keeps deployments that share
-    # a Redis database from swallowing each other's ticks.
     cron_jobs: ClassVar = [
-        cron(reconcile_refreshes, name=f"{QUEUE_NAME}:refreshes", second=0, run_at_startup=True),
+        cron(reconcile_refreshes, name=CRONS["refreshes"], second=0, run_at_startup=True),
         cron(
             reconcile_deliveries,
-            name=f"{QUEUE_NAME}:deliveries",
+            name=CRONS["deliveries"],
             second=set(range(0, 60, 5)),
             run_at_startup=True,
         ),
         # Ticks overlap while a run waits on a slow receiver; the later ones find the sender's
         # advisory lock taken and return at once. (Not a fixed job id: arq keeps a cron job's
         # in-progress key 60 s after it ends, so the sender would run once a minute.)
-        cron(notify, name=f"{QUEUE_NAME}:notify", second=set(range(0, 60, 5))),
+        cron(notify, name=CRONS["notify"], second=set(range(0, 60, 5))),
     ]
     on_startup = startup
     on_shutdown = shutdown
+    # SIGTERM: take no new job, let running ones finish for this long, then cancel them (a
+    # cancelled drain hands its partition back at once). `ddbridge worker` uses
+    # DDBRIDGE_WORKER_SHUTDOWN_SECONDS instead.
+    job_completion_wait = 20
     redis_settings = RedisSettings.from_dsn(
         os.environ.get("DDBRIDGE_REDIS_URL", "redis://127.0.0.1:6379/0")
     )

@@ -53,6 +53,17 @@ async def intake_counts(state: Emulator) -> dict[str, dict[str, dict[str, dict[s
     return {"counts": counts}
 
 
+@router.get("/intake/concurrency")
+async def intake_concurrency(state: Emulator) -> dict[str, dict[str, dict[str, int]]]:
+    """`{"peaks": {dd_oid: {path: n}}}`: the most requests of one org to one path that were
+    in flight at once since reset (a request is in flight from arrival until its answer is
+    complete). One drainer per partition shows as 1."""
+    peaks: dict[str, dict[str, int]] = {}
+    for (dd_oid, path), peak in state.in_flight.peak.items():
+        peaks.setdefault(dd_oid, {})[path] = peak
+    return {"peaks": peaks}
+
+
 @router.post("/monitors", status_code=201)
 async def add_monitor(body: MonitorIn, state: Emulator) -> dict[str, Any]:
     """Seed a monitor; answers it as `GET /api/v1/monitor` will list it."""

@@ -1,4 +1,4 @@
-"""Dependencies named once: `ResourcesDep` and `SessionDep`.
+"""Dependencies named once: `ResourcesDep`, `SessionDep` and `DrainDep`.
 
 The internal token is not a dependency: FastAPI reads a body before dependencies run, so
 `service.api.guard` checks it first.
@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.resources import Resources
+from service.shutdown import Drain
 
 
 def get_resources(request: Request) -> Resources:
@@ -21,6 +22,14 @@ def get_resources(request: Request) -> Resources:
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_drain(request: Request) -> Drain:
+    drain: Drain = request.state.drain
+    return drain
+
+
+DrainDep = Annotated[Drain, Depends(get_drain)]
 
 
 async def get_session(res: ResourcesDep) -> AsyncIterator[AsyncSession]:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
-from service.api.deps import ResourcesDep
+from service.api.deps import DrainDep, ResourcesDep
 from service.metrics import Backlog, Pending, process_registry
 from service.models import Connection, OutboxRow, utcnow
 
@@ -23,15 +23,18 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(res: ResourcesDep) -> JSONResponse:
-    """200 when both PostgreSQL and Redis answer within 2 s, else 503 naming what failed."""
+async def readyz(res: ResourcesDep, drain: DrainDep) -> JSONResponse:
+    """200 when both PostgreSQL and Redis answer within 2 s, else 503 naming what failed;
+    503 with `"status": "draining"` once the process is shutting down."""
     checks = {"database": _database(res), "redis": _redis(res)}
     results = await asyncio.gather(*checks.values(), return_exceptions=True)
     status = {
         name: "ok" if result is True else "unavailable"
         for name, result in zip(checks, results, strict=True)
     }
-    ready = all(value == "ok" for value in status.values())
+    ready = all(value == "ok" for value in status.values()) and not drain.draining
+    if drain.draining:
+        status["status"] = "draining"
     return JSONResponse(status, status_code=200 if ready else 503)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from service.api.deps import ResourcesDep, SessionDep
+from service.api.deps import ResourcesDep, SessionDep, get_drain
 from service.api.guard import InternalRoute, internal_router
 from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
 from service.settings import Settings
@@ -16,10 +17,20 @@ from service.signals import Signal
 
 
 class SendRoute(InternalRoute):
-    """A send: its body may be as large as `DDBRIDGE_MAX_BODY_BYTES`."""
+    """A send: its body may be as large as `DDBRIDGE_MAX_BODY_BYTES`; a process that is
+    shutting down refuses it (503, Retry-After) before reading a byte of it."""
 
     def body_limit(self, settings: Settings) -> int:
         return settings.max_body_bytes
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        guarded = super().get_route_handler()
+
+        async def unless_draining(request: Request) -> Response:
+            get_drain(request).refuse_if_draining()
+            return await guarded(request)
+
+        return unless_draining
 
 
 router = internal_router("sends", SendRoute)

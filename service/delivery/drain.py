@@ -11,11 +11,14 @@ Datadog's answers (datadog.md section 5) become actions here:
 | 404, 408, 429, 5xx, timeouts | the partition pauses (429: at least `X-RateLimit-Reset`), rows stay |
 
 Items older than their intake window when their turn comes are dropped on purpose and kept
-as `expired` dead letters. Only this partition pauses; every other one keeps going.
+as `expired` dead letters. Only this partition pauses; every other one keeps going. A drain
+cancelled mid-way (its worker stopping) gives the partition back at once; what it had not
+seen acknowledged is sent again by the next drainer (at least once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import random
@@ -118,6 +121,11 @@ async def drain(res: Resources, connection_id: uuid.UUID, signal: Signal) -> Dra
     except _Held:
         await store.release()
         return DrainResult(Outcome.HELD, delivered=drainer.delivered)
+    except asyncio.CancelledError:
+        # The worker is stopping (or the job timed out): rows not yet acknowledged stay in the
+        # outbox, and the partition is handed back now rather than when its lease lapses.
+        await asyncio.shield(store.release())
+        raise
 
 
 class _Drainer:

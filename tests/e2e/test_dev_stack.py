@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import asyncpg
@@ -148,14 +152,14 @@ def _stop_leftovers(pid: int, children: list[psutil.Process]) -> None:
     psutil.wait_procs(children, timeout=10)
 
 
-@pytest.fixture
-async def dev_stack(
-    dev_database: str, service_urls: tuple[str, str], tmp_path: Path, log_dir: Path
+@asynccontextmanager
+async def running_dev_stack(
+    database_url: str, redis_url: str, data_dir: Path, log_dir: Path
 ) -> AsyncIterator[DevStack]:
-    base, db = service_urls[1].rsplit("/", 1)
-    redis_url = f"{base}/{int(db) + 1}"  # its own Redis database: its worker is not ours
+    """`ddbridge dev` on `database_url` and `redis_url`, keeping its data in `data_dir`;
+    stopped with Ctrl-C at the end if still running (its process tree killed if it hangs)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("DDBRIDGE_")}
-    env |= {"DDBRIDGE_DATABASE_URL": dev_database, "DDBRIDGE_REDIS_URL": redis_url}
+    env |= {"DDBRIDGE_DATABASE_URL": database_url, "DDBRIDGE_REDIS_URL": redis_url}
     api_port, emulator_port = processes.free_port(), processes.free_port()
     log = log_dir / "ddbridge-dev.log"
     with log.open("ab") as stderr:
@@ -169,7 +173,7 @@ async def dev_stack(
             "--emulator-port",
             str(emulator_port),
             "--data-dir",
-            str(tmp_path / "data"),
+            str(data_dir),
             cwd=processes.REPO_ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,
@@ -194,6 +198,60 @@ async def dev_stack(
         await asyncio.wait_for(drain, timeout=10)
         with (log_dir / "ddbridge-dev.stdout.log").open("a") as stdout_log:
             stdout_log.write("".join(lines))
+
+
+@pytest.fixture
+def dev_redis_url(service_urls: tuple[str, str]) -> str:
+    base, db = service_urls[1].rsplit("/", 1)
+    return f"{base}/{int(db) + 1}"  # its own Redis database: its worker is not ours
+
+
+@pytest.fixture
+def dev_data_dir(tmp_path: Path) -> Path:
+    """`.ddbridge` of a clone at `tmp_path`, where `make run` keeps its data."""
+    return tmp_path / ".ddbridge"
+
+
+@pytest.fixture
+async def dev_stack(
+    dev_database: str, dev_redis_url: str, dev_data_dir: Path, log_dir: Path
+) -> AsyncIterator[DevStack]:
+    async with running_dev_stack(dev_database, dev_redis_url, dev_data_dir, log_dir) as dev:
+        yield dev
+
+
+async def _cli(clone: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ddbridge <args>` run in `clone` without any DDBRIDGE_ setting, as a person types it."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DDBRIDGE_")}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service", *args],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def _wait_delivered(
+    partner: httpx.AsyncClient, connection_id: str, signal_name: str
+) -> dict[str, Any]:
+    """Poll the connection until `signal_name` shows a delivered item; its view."""
+    deadline = time.monotonic() + READY_DEADLINE_SECONDS
+    while True:
+        view: dict[str, Any] = (
+            await partner.get(f"/internal/v1/connections/{connection_id}")
+        ).json()
+        delivered = [
+            p for p in view["delivery"] if p["signal"] == signal_name and p["delivered_items"]
+        ]
+        if delivered:
+            return view
+        if time.monotonic() > deadline:
+            pytest.fail(f"nothing delivered after the restart: {view}")
+        await asyncio.sleep(0.1)
 
 
 async def _wait_for_onboarding_url(dev: DevStack) -> str:
@@ -264,7 +322,15 @@ async def _connect_like_a_person(browser: httpx.AsyncClient, onboarding_url: str
     return dd_oid
 
 
-async def test_dev_stack_connects_a_demo_org_and_stops_on_ctrl_c(dev_stack: DevStack) -> None:
+async def test_dev_stack_connects_a_demo_org_and_stops_on_ctrl_c(
+    dev_stack: DevStack,
+    dev_database: str,
+    dev_redis_url: str,
+    dev_data_dir: Path,
+    log_dir: Path,
+) -> None:
+    """...then, as a newcomer does next: `ddbridge connections list` in the same clone finds
+    the stack's database, and after `make run` again the demo connection still delivers."""
     onboarding_url = await _wait_for_onboarding_url(dev_stack)
     token_line = dev_stack.printed_match(TOKEN_LINE)
     assert token_line is not None, dev_stack.output()
@@ -290,6 +356,15 @@ async def test_dev_stack_connects_a_demo_org_and_stops_on_ctrl_c(dev_stack: DevS
     assert connection["status"] == "active"
     assert connection["has_api_key"] is True
 
+    database_line = dev_stack.printed_match(re.compile(r"^Database: (?P<url>\S+) "))
+    assert database_line is not None, dev_stack.output()
+    assert database_line["url"] == dev_database
+    clone = dev_data_dir.parent
+    listed_by_cli = await _cli(clone, "connections", "list")
+    assert listed_by_cli.returncode == 0, listed_by_cli.stderr
+    [line] = listed_by_cli.stdout.splitlines()
+    assert json.loads(line)["id"] == connection["id"]
+
     dev_stack.process.send_signal(signal.SIGINT)
     try:
         status = await asyncio.wait_for(dev_stack.process.wait(), STOP_DEADLINE_SECONDS)
@@ -298,6 +373,23 @@ async def test_dev_stack_connects_a_demo_org_and_stops_on_ctrl_c(dev_stack: DevS
     assert status == 0, dev_stack.output()
     alive = [child for child in children if child.is_running()]
     assert alive == [], alive
+    assert not (dev_data_dir / "dev.env").exists(), "a stopped stack is not advertised"
+
+    # `make run` again: the emulator remembers the org and its key, so the connection made in
+    # the first run still delivers (before, the emulator started empty: key_invalid).
+    async with running_dev_stack(dev_database, dev_redis_url, dev_data_dir, log_dir) as again:
+        api_url = (await _wait_for_onboarding_url(again)).split("/oauth/onboarding", 1)[0]
+        async with httpx.AsyncClient(
+            base_url=api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as partner:
+            series = {"series": [{"metric": "dev.restart", "type": 3, "points": [
+                {"timestamp": int(time.time()), "value": 1.0}]}]}  # fmt: skip
+            sent = await partner.post(
+                f"/internal/v1/connections/{connection['id']}/metrics", json=series
+            )
+            assert sent.status_code == 202, sent.text
+            view = await _wait_delivered(partner, connection["id"], "metrics")
+    assert view["status"] == "active", view
 
 
 async def test_dev_demo_connects_in_a_real_browser(dev_stack: DevStack, log_dir: Path) -> None:

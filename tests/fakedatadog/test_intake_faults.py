@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -144,3 +146,27 @@ async def test_bench_flag_survives_reset() -> None:
         await http.post("/_emulator/settings", json={"bench": False})
         await http.post("/_emulator/reset")
         assert (await http.post("/_emulator/settings", json={})).json()["bench"] is True
+
+
+async def test_concurrency_peaks_per_org_and_path(emu: Emu, tenant: Tenant) -> None:
+    """One sender at a time peaks at 1; two of one org's requests held at once peak at 2; a
+    request for another org, or to another path, is counted apart."""
+    other = await emu.tenant(DOMAIN, name="Other")
+    for _ in range(3):
+        assert (await p.submit(emu, tenant, "logs", p.logs())).status_code == 202
+    await emu.http.post(
+        "/_emulator/faults",
+        json={"dd_oid": tenant.dd_oid, "path": "/api/v2/series", "count": 2, "delay_seconds": 0.5},
+    )
+    held = [p.submit(emu, tenant, "metrics", p.series()) for _ in range(2)]
+    answers = await asyncio.gather(*held, p.submit(emu, other, "metrics", p.series()))
+    assert [answer.status_code for answer in answers] == [202, 202, 202]
+
+    response = await emu.http.get("/_emulator/intake/concurrency")
+    assert response.status_code == 200
+    peaks = response.json()["peaks"]
+    assert peaks[tenant.dd_oid]["/api/v2/logs"] == 1
+    assert peaks[tenant.dd_oid]["/api/v2/series"] == 2
+    assert peaks[other.dd_oid]["/api/v2/series"] == 1
+    await emu.http.post("/_emulator/reset")
+    assert (await emu.http.get("/_emulator/intake/concurrency")).json() == {"peaks": {}}

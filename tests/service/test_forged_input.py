@@ -79,7 +79,7 @@ async def test_callback_of_a_siteless_flow_still_needs_a_known_domain(
     assert await stack.datadog_requests() == []
 
 
-async def test_replayed_state_is_refused(stack: Stack, account_id: str) -> None:
+async def test_replayed_state_is_refused_in_another_browser(stack: Stack, account_id: str) -> None:
     org = await stack.create_org("datadoghq.com")
     await stack.consent("approve", org["dd_oid"])
     async with stack.browser() as browser:
@@ -87,11 +87,36 @@ async def test_replayed_state_is_refused(stack: Stack, account_id: str) -> None:
             browser, await stack.start(browser, account_id, domain="datadoghq.com")
         )
         assert (await browser.get(callback)).status_code == 200
-        replay = await browser.get(callback)
+    async with stack.browser() as elsewhere:
+        replay = await elsewhere.get(callback)
 
     assert replay.status_code == 400
     assert "not valid here" in replay.text
     assert len(await stack.datadog_requests(path="/oauth2/v1/token")) == 1
+
+
+async def test_reloading_the_success_page_shows_it_again(stack: Stack, account_id: str) -> None:
+    """The same browser reloads the callback: the success page again, nothing exchanged
+    twice; once the connection is no longer active, the answer is not valid any more."""
+    org = await stack.create_org("datadoghq.com", name="Reload Org")
+    await stack.consent("approve", org["dd_oid"])
+    async with stack.browser() as browser:
+        callback = await stack.authorize_at_datadog(
+            browser, await stack.start(browser, account_id, domain="datadoghq.com")
+        )
+        first = await browser.get(callback)
+        reloaded = await browser.get(callback)
+        [connection] = await stack.connections(account_id)
+        revoked = await stack.api.delete(f"/internal/v1/connections/{connection['id']}")
+        after_revoke = await browser.get(callback)
+
+    assert first.status_code == reloaded.status_code == 200
+    assert "Connected to Datadog" in reloaded.text
+    assert "Reload Org" in reloaded.text
+    assert len(await stack.datadog_requests(path="/oauth2/v1/token")) == 1
+    assert revoked.status_code in (200, 204), revoked.text
+    assert after_revoke.status_code == 400
+    assert "not valid here" in after_revoke.text
 
 
 async def test_expired_state_is_refused(stack: Stack, account_id: str) -> None:

@@ -52,8 +52,24 @@ class IsolatedStack:
     api: Child
     redis_url: str
     workers: list[Child] = field(default_factory=list)
+    more_apis: list[Child] = field(default_factory=list)
+    """API processes started by `start_api` (the first one is `api`)."""
 
     # Processes.
+
+    async def start_api(self, port: str | None = None, deadline_seconds: float = 30) -> Child:
+        """Start one more API process (on `port`, or a free one) and return once it is ready."""
+        port = port or str(processes.free_port())
+        name = f"api-{port}-{len(self.more_apis) + 2}"
+        api = processes.start(name, ["service", "api", "--port", port], self.env, self.log_dir)
+        self.more_apis.append(api)
+        await asyncio.to_thread(
+            processes.wait_until_answers,
+            api,
+            f"http://127.0.0.1:{port}/readyz",
+            deadline_seconds,
+        )
+        return api
 
     async def start_worker(self, port: int | None = None, deadline_seconds: float = 30) -> Child:
         """Start one more worker and return once it has opened its resources (its metrics
@@ -77,8 +93,25 @@ class IsolatedStack:
         child.process.send_signal(signal.SIGKILL)
         child.process.wait()
 
+    @classmethod
+    async def terminate(cls, child: Child, deadline_seconds: float = 40) -> int:
+        """SIGTERM, as Kubernetes sends it; the exit status once the process has stopped."""
+        child.process.send_signal(signal.SIGTERM)
+        return await cls.wait_exit(child, deadline_seconds)
+
+    @staticmethod
+    async def wait_exit(child: Child, deadline_seconds: float = 40) -> int:
+        """The exit status of `child`, polled until it stops (fails after the deadline)."""
+        deadline = time.monotonic() + deadline_seconds
+        while child.process.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{child.name} still running:\n{child.output_tail()}")
+            await asyncio.sleep(POLL_SECONDS)
+        returncode: int = child.process.returncode
+        return returncode
+
     def stop_all(self) -> None:
-        for child in [*self.workers, self.api, self.emulator]:
+        for child in [*self.workers, *self.more_apis, self.api, self.emulator]:
             child.stop()
 
     # Redis.
