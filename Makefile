@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench operations
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,3 +24,6 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.forward
+
+operations: $(BIN)/.installed  ## regenerate the pass-through's table from datadog-openapi/
+	$(BIN)/python -m service.passthrough.generate

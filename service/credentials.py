@@ -7,7 +7,8 @@ The rules it applies:
   the grant) makes the connection `reauth_required` at once, after one call. `invalid_client`
   (or a 401) means the partner's client secret is wrong or rotated: an operator problem, so no
   connection is blamed; the refresh is retried on the schedule like an outage.
-- A call whose scope the grant lacks is refused before any request (`MissingScope`).
+- A call whose scope the grant lacks is refused before any request (`MissingScope`); an
+  operation Datadog accepts with one of several scope sets needs one set granted whole.
 - A 401/403 on a call with the token is retried once after a refresh. A refusal after a
   *successful* refresh means "this operation is not permitted" (`OperationRefused`): that call
   fails, the connection's status never changes.
@@ -27,7 +28,7 @@ import enum
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -254,11 +255,29 @@ def check_deliverable(
 
 
 def require_scope(connection: Connection, scope: str) -> None:
-    if scope not in connection.scopes:
+    require_scopes(connection, [frozenset({scope})])
+
+
+def require_scopes(connection: Connection, alternatives: Sequence[frozenset[str]]) -> None:
+    """`MissingScope` unless the grant holds every scope of at least one alternative; the
+    answer names the first missing scope (`scope`) and, when there are several ways, all."""
+    granted = set(connection.scopes)
+    if any(alternative <= granted for alternative in alternatives):
+        return
+    missing = sorted(alternatives[0] - granted)
+    if len(alternatives) == 1:
         raise MissingScope(
-            f"the org did not grant the scope {scope!r}; nothing was sent to Datadog",
-            scope=scope,
+            f"the org did not grant the scope{'s' * (len(missing) > 1)} "
+            f"{', '.join(map(repr, missing))}; nothing was sent to Datadog",
+            scope=missing[0],
         )
+    ways = " or ".join("+".join(sorted(alternative)) for alternative in alternatives)
+    raise MissingScope(
+        f"the org granted none of the scopes this operation accepts ({ways}); "
+        "nothing was sent to Datadog",
+        scope=missing[0],
+        any_of=[sorted(alternative) for alternative in alternatives],
+    )
 
 
 async def open_for_signal(
@@ -289,14 +308,24 @@ async def _open_for_signal(
 async def open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) -> OrgCredentials:
     """A fresh token for a call needing `scope`; raises `NotDeliverable`, `MissingScope`,
     `GrantGone` or `SecretUnreadable` (also shown on the connection)."""
+    return await open_for_scopes(res, connection_id, [frozenset({scope})])
+
+
+async def open_for_scopes(
+    res: Resources, connection_id: uuid.UUID, alternatives: Sequence[frozenset[str]]
+) -> OrgCredentials:
+    """A fresh token for a call needing every scope of one of `alternatives`; raises as
+    `open_for_scope` does."""
     try:
-        return await _open_for_scope(res, connection_id, scope)
+        return await _open_for_scopes(res, connection_id, alternatives)
     except SecretUnreadable as exc:
         await _note_unreadable(res, connection_id, exc)
         raise
 
 
-async def _open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) -> OrgCredentials:
+async def _open_for_scopes(
+    res: Resources, connection_id: uuid.UUID, alternatives: Sequence[frozenset[str]]
+) -> OrgCredentials:
     async with res.sessionmaker() as session:
         connection = await conns.get_connection(session, connection_id)
     if connection.status != ConnectionStatus.ACTIVE or connection.refresh_token is None:
@@ -305,7 +334,7 @@ async def _open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) 
             status=connection.status,
             status_reason=connection.status_reason,
         )
-    require_scope(connection, scope)
+    require_scopes(connection, alternatives)
     return await _with_fresh_bearer(res, connection, res.sites.by_domain(connection.domain))
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service.api import browser, internal, ops, sends
+from service.api import browser, internal, ops, passthrough, sends
 from service.errors import ServiceError
 from service.intake.parse import InvalidBodyError, pointer
 from service.resources import Resources, open_resources
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser.router)
     app.include_router(internal.router)
     app.include_router(sends.router)
+    app.include_router(passthrough.router)
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -42,3 +42,9 @@ OLDEST_PENDING = Gauge(
     "Age of the oldest waiting item (read at scrape)",
     ["signal", "site"],
 )
+PASSTHROUGH_CALLS = Counter(
+    "ddbridge_passthrough_calls",
+    "Pass-through calls by Datadog operation (`v1.ListMonitors`; `unknown` when none matched) "
+    "and the status answered (Datadog's, or ddbridge's refusal)",
+    ["operation", "status"],
+)
