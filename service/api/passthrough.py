@@ -9,8 +9,9 @@ checks before reading the body). What is forwarded and refused is `service.passt
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import Request, Response
+from fastapi import Path, Request, Response
 
 from service.api.deps import ResourcesDep
 from service.api.guard import InternalRoute, internal_router
@@ -34,12 +35,19 @@ class PassthroughRoute(InternalRoute):
 router = internal_router("datadog", PassthroughRoute)
 
 
+DatadogPath = Annotated[
+    str,
+    Path(description="The operation's path on `api.<domain>`, e.g. `api/v1/monitor`"),
+]
+
+
 async def datadog_operation(
-    connection_id: uuid.UUID, request: Request, res: ResourcesDep
+    connection_id: uuid.UUID, path: DatadogPath, request: Request, res: ResourcesDep
 ) -> Response:
     """Forward the request to the org's `api.<domain>` with its OAuth token, if Datadog's
     definitions list the operation with OAuth and the grant holds its scopes; Datadog's
-    status, body and rate-limit headers come back as they are."""
+    status, body and rate-limit headers come back as they are. (`path` is matched and sent
+    as it arrived, percent-encoding included, so its decoded form is only documentation.)"""
     answer = await forward(res, connection_id, _outbound(request, await request.body()))
     return Response(answer.body, status_code=answer.status, headers=answer.headers)
 
