@@ -321,7 +321,9 @@ async def test_query_body_and_content_type_go_as_sent_and_no_caller_credential_d
         assert _bearer(call) != stack.internal_token
 
 
-async def test_each_call_leaves_an_audit_line_and_a_count(stack: Stack, account_id: str) -> None:
+async def test_each_call_and_each_monitors_read_leaves_an_audit_line_and_a_count(
+    stack: Stack, account_id: str
+) -> None:
     await stack.register_client(scopes=READ_SCOPES)
     connection_id, _ = await stack.connected(account_id)
     now = int(time.time())
@@ -330,8 +332,10 @@ async def test_each_call_leaves_an_audit_line_and_a_count(stack: Stack, account_
         stack, connection_id, lambda c: EventsApi(c).list_events(start=now - 60, end=now)
     )
     await stack.api.get(f"/internal/v1/connections/{connection_id}/datadog/api/v1/nope")
+    monitors = await stack.api.get(f"/internal/v1/connections/{connection_id}/monitors")
 
     assert events.events == []
+    assert (monitors.status_code, monitors.json()) == (200, [])
     async with httpx.AsyncClient() as http:
         metrics = (await http.get(f"{stack.api_url}/metrics")).text
     assert re.search(
@@ -346,4 +350,5 @@ async def test_each_call_leaves_an_audit_line_and_a_count(stack: Stack, account_
     ]
     assert re.search(r"operation=v1\.ListEvents status=200 duration_ms=[0-9.]+$", lines[0])
     assert re.search(r"operation=unknown status=404 duration_ms=[0-9.]+$", lines[1])
+    assert re.search(r"operation=v1\.ListMonitors status=200 duration_ms=[0-9.]+$", lines[2])
     assert all("/api/v1" not in line for line in lines), "no path in the audit line"
