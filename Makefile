@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 EMULATOR_PORT ?= 8126
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench operations
 
 $(BIN)/.installed-run: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,3 +31,6 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.forward
+
+operations: $(BIN)/.installed  ## regenerate the pass-through's table from datadog-openapi/
+	$(BIN)/python -m service.passthrough.generate

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 
 from fakedatadog.errors import EmulatorError, handle_emulator_error, handle_http_error
 from fakedatadog.gateway import Gateway
-from fakedatadog.routes import api_host, app_host, control, control_intake, intake
+from fakedatadog.routes import api_host, app_host, control, control_intake, intake, reads
 from fakedatadog.sites import SiteRegistry
 from fakedatadog.state import EmulatorState, Settings
 
@@ -30,6 +30,7 @@ def create_app(extra_domains: Sequence[str] = (), *, bench: bool = False) -> Fas
         app_host.router,
         api_host.router,
         intake.api_router,
+        reads.router,
         intake.logs_router,
         intake.trace_router,
         intake.otlp_router,

@@ -9,12 +9,14 @@ hosts, so these dependencies only check that the host is of the kind the route s
     async def submit_logs(site: LogsSite, key: DdApiKey, state: Emulator) -> ...:
         org = key.org    # the org owning the API key (a Bearer route: token.grant.org)
 
+    MonitorsRead = Annotated[AccessToken, scoped("monitors_read")]   # a Bearer route's scope
+
 Annotations here are evaluated eagerly (no `from __future__ import annotations`): FastAPI must
 resolve the dependency factories' closures, whose names exist only at definition time.
 """
 
 from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, Request
 
@@ -86,6 +88,18 @@ def bearer_token(
 
 
 BearerToken = Annotated[AccessToken, Depends(bearer_token)]
+
+
+def scoped(name: str) -> Any:
+    """A dependency giving the Bearer token if its grant has scope `name`; else 403 Forbidden
+    (the answer Datadog gives a token without the operation's scope)."""
+
+    def dependency(token: BearerToken) -> AccessToken:
+        if name not in token.grant.scopes:
+            raise ApiError(403, "Forbidden")
+        return token
+
+    return Depends(dependency)
 
 
 def dd_api_key(

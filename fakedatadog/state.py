@@ -1,5 +1,5 @@
-"""The emulator's in-memory world: orgs, OAuth clients, credentials, monitors, received telemetry,
-the request log and switches.
+"""The emulator's in-memory world: orgs, OAuth clients, credentials, monitors, dashboards,
+received telemetry, the request log and switches.
 
 Concurrency: the server runs on one event loop and no method here awaits, so every operation
 (a check followed by a change included) runs to completion before another request is served.
@@ -221,6 +221,10 @@ class EmulatorState:
     monitors: list[Monitor] = field(default_factory=list)
     incidents: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Created incidents per org, as CreateIncident answered them."""
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Posted v1 events per org, as CreateEvent answered them (none kept in bench mode)."""
+    dashboards: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Seeded dashboards per org, as ListDashboards lists them."""
     intake: IntakeLog = field(default_factory=IntakeLog)
     requests: list[RecordedRequest] = field(default_factory=list)
     in_flight: InFlight = field(default_factory=InFlight)

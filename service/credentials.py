@@ -9,7 +9,8 @@ The rules it applies:
   (or a 401) means the partner's client secret is wrong or rotated: an operator problem, so no
   connection is blamed (a metric, a log line and a `client.credentials_refused` webhook event
   say so); the refresh is retried on the schedule like an outage.
-- A call whose scope the grant lacks is refused before any request (`MissingScope`).
+- A call whose scope the grant lacks is refused before any request (`MissingScope`); an
+  operation Datadog accepts with one of several scope sets needs one set granted whole.
 - A 401/403 on a call with the token is retried once after a refresh. A refusal after a
   *successful* refresh means "this operation is not permitted" (`OperationRefused`): that call
   fails, the connection's status never changes.
@@ -89,11 +90,25 @@ class MissingScope(ServiceError):
     status_code = 403
     code = "missing_scope"
 
-    def __init__(self, scope: str, domain: str) -> None:
-        super().__init__(
-            f"the org did not grant the scope {scope!r}; nothing was sent to Datadog", scope=scope
-        )
-        self.scope = scope
+    def __init__(
+        self, domain: str, alternatives: Sequence[frozenset[str]], granted: set[str]
+    ) -> None:
+        missing = sorted(alternatives[0] - granted)
+        if len(alternatives) == 1:
+            detail = (
+                f"the org did not grant the scope{'s' * (len(missing) > 1)} "
+                f"{', '.join(map(repr, missing))}; nothing was sent to Datadog"
+            )
+            super().__init__(detail, scope=missing[0])
+        else:
+            ways = " or ".join("+".join(sorted(alternative)) for alternative in alternatives)
+            super().__init__(
+                f"the org granted none of the scopes this operation accepts ({ways}); "
+                "nothing was sent to Datadog",
+                scope=missing[0],
+                any_of=[sorted(alternative) for alternative in alternatives],
+            )
+        self.scope = missing[0]
         self.domain = domain
 
 
@@ -297,8 +312,15 @@ def check_deliverable(connection: Connection, signal: Signal, site: Site) -> Non
 
 
 def require_scope(connection: Connection, scope: str) -> None:
-    if scope not in connection.scopes:
-        raise MissingScope(scope, connection.domain)
+    require_scopes(connection, [frozenset({scope})])
+
+
+def require_scopes(connection: Connection, alternatives: Sequence[frozenset[str]]) -> None:
+    """`MissingScope` unless the grant holds every scope of at least one alternative; the
+    answer names the first missing scope (`scope`) and, when there are several ways, all."""
+    granted = set(connection.scopes)
+    if not any(alternative <= granted for alternative in alternatives):
+        raise MissingScope(connection.domain, alternatives, granted)
 
 
 async def open_for_signal(
@@ -329,14 +351,24 @@ async def _open_for_signal(
 async def open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) -> OrgCredentials:
     """A fresh token for a call needing `scope`; raises `NotDeliverable`, `MissingScope`,
     `GrantGone` or `SecretUnreadable` (also shown on the connection)."""
+    return await open_for_scopes(res, connection_id, [frozenset({scope})])
+
+
+async def open_for_scopes(
+    res: Resources, connection_id: uuid.UUID, alternatives: Sequence[frozenset[str]]
+) -> OrgCredentials:
+    """A fresh token for a call needing every scope of one of `alternatives`; raises as
+    `open_for_scope` does."""
     try:
-        return await _open_for_scope(res, connection_id, scope)
+        return await _open_for_scopes(res, connection_id, alternatives)
     except SecretUnreadable as exc:
         await _note_unreadable(res, connection_id, exc)
         raise
 
 
-async def _open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) -> OrgCredentials:
+async def _open_for_scopes(
+    res: Resources, connection_id: uuid.UUID, alternatives: Sequence[frozenset[str]]
+) -> OrgCredentials:
     async with res.sessionmaker() as session:
         connection = await conns.get_connection(session, connection_id)
     if connection.status != ConnectionStatus.ACTIVE or connection.refresh_token is None:
@@ -345,7 +377,7 @@ async def _open_for_scope(res: Resources, connection_id: uuid.UUID, scope: str) 
             status=connection.status,
             status_reason=connection.status_reason,
         )
-    require_scope(connection, scope)
+    require_scopes(connection, alternatives)
     return await _with_fresh_bearer(res, connection, res.sites.by_domain(connection.domain))
 
 

@@ -19,7 +19,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service.api import browser, internal, ops, sends
+from service.api import browser, internal, ops, passthrough, sends
 from service.api.guard import PREFIX
 from service.dbcheck import check_database, database_problem
 from service.errors import ServiceError
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser.router)
     app.include_router(internal.router)
     app.include_router(sends.router)
+    app.include_router(passthrough.router)
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

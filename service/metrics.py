@@ -39,6 +39,12 @@ CREDENTIAL_FAILURES = Counter(
     "client_secret_unreadable, undecryptable)",
     ["kind", "site"],
 )
+PASSTHROUGH_CALLS = Counter(
+    "ddbridge_passthrough_calls",
+    "Pass-through calls by Datadog operation (`v1.ListMonitors`; `unknown` when none matched) "
+    "and the status answered (Datadog's, or ddbridge's refusal)",
+    ["operation", "status"],
+)
 ACCEPTED = Counter("ddbridge_accepted_items", "Items committed to the outbox", ["signal", "site"])
 DELIVERED = Counter("ddbridge_delivered_items", "Items Datadog accepted", ["signal", "site"])
 RETRIED = Counter(

@@ -1,14 +1,18 @@
-"""Reading from a customer's Datadog on the partner's behalf, within the granted scopes."""
+"""Typed reads from a customer's Datadog: a GET through the pass-through whose answer is judged
+here, for routes that promise ddbridge's own errors rather than Datadog's answer as is."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from service import credentials
-from service.credentials import DatadogDown, GrantGone, NotDeliverable, OperationRefused
-from service.datadog.errors import DatadogUnavailable
+import httpx
+import orjson
+
+from service.credentials import DatadogDown
+from service.datadog.errors import DatadogUnavailable, error_from_response
 from service.errors import ServiceError
+from service.passthrough.forward import Outbound, forward
 from service.resources import Resources
 
 
@@ -19,28 +23,36 @@ class ReadRefused(ServiceError):
     code = "operation_refused"
 
 
-async def read_through(
-    res: Resources, connection_id: uuid.UUID, path: str, scope: str, params: dict[str, str]
-) -> Any:
-    """GET `path` on the org's API host with its token, if the grant holds `scope`.
+class ReadRejected(ServiceError):
+    """Datadog rejected the read itself (a 4xx that retrying cannot change)."""
 
-    Raises `MissingScope` (403, before any request), `NotDeliverable` (409), `ReadRefused`
-    (403: not permitted even after a refresh; the connection stays as it was) or
-    `DatadogDown` (503).
+    status_code = 502
+    code = "datadog_rejected"
+
+
+async def read_through(res: Resources, connection_id: uuid.UUID, path: str, query: str) -> Any:
+    """GET `path?query` on the org's API host through the pass-through; the JSON answer.
+
+    Raises the pass-through's refusals (`MissingScope` and the rest, before any request),
+    `ReadRefused` (403: not permitted even after a refresh; the connection stays as it was),
+    `DatadogDown` (503: transient, or Datadog unreachable) or `ReadRejected` (502).
     """
-    try:
-        creds = await credentials.open_for_scope(res, connection_id, scope)
-        return await credentials.call_with_bearer(
-            res, creds, lambda auth: res.datadog.read(creds.site, path, auth, params)
-        )
-    except OperationRefused as refused:
+    outbound = Outbound("GET", path, query, {"accept": "application/json"}, b"")
+    answer = await forward(res, connection_id, outbound)
+    if 200 <= answer.status < 300:
+        return orjson.loads(answer.body)
+    error = error_from_response(
+        httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+    )
+    if answer.refused_after_refresh:
         raise ReadRefused(
-            f"Datadog refused this read after a token refresh ({refused.refusal.status}: "
-            f"{refused.refusal.description}); the connection is unchanged",
-        ) from refused
-    except GrantGone as gone:
-        raise NotDeliverable("the org must re-authorize; nothing was read") from gone
-    except DatadogUnavailable as exc:
+            f"Datadog refused this read after a token refresh ({answer.status}: "
+            f"{error.description}); the connection is unchanged",
+        )
+    if isinstance(error, DatadogUnavailable):
         raise DatadogDown(
-            f"Datadog could not answer: {exc.description}", retry_after=exc.retry_after
-        ) from exc
+            f"Datadog could not answer: {error.description}", retry_after=error.retry_after
+        )
+    raise ReadRejected(
+        f"Datadog rejected the read: {error.description}", datadog_status=answer.status
+    )

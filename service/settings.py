@@ -157,6 +157,8 @@ class Settings(KeyRingSettings):
     """Largest send body the internal API reads; larger ones get 413."""
     max_json_body_bytes: int = Field(default=64 * 1024, gt=0)
     """Largest body of the other internal routes (authorizations, replay); larger get 413."""
+    max_passthrough_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    """Largest body the Datadog pass-through forwards; larger ones get 413 unsent."""
     body_budget_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     """Bytes of internal API bodies one API process reads and handles at once (declared
     sizes, or the route's limit when not declared); the rest wait their turn. This, not the

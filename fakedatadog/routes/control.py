@@ -7,12 +7,14 @@ No authentication: it exists for tests and the demo. Bodies are JSON and strictl
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from fakedatadog.api_keys import revoke_org_keys
 from fakedatadog.deps import Emulator
+from fakedatadog.faults import org_of_request
 from fakedatadog.provisioning import create_org, mint_grants, register_client
 from fakedatadog.state import ConsentMode, Fault, Org
 
@@ -178,10 +180,12 @@ async def clear_faults(state: Emulator) -> Response:
 async def list_requests(
     state: Emulator, host: str | None = None, path: str | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Requests to Datadog hosts in arrival order; `host` and `path` filter by exact match."""
+    """Requests to Datadog hosts in arrival order; `host` and `path` filter by exact match.
+    `dd_oid` is the org whose credential the request's headers or query carry, if any."""
     return {
         "requests": [
             {
+                "dd_oid": org_of_request(state, r.headers, dict(parse_qsl(r.query))),
                 "method": r.method,
                 "host": r.host,
                 "path": r.path,

@@ -1,4 +1,5 @@
-"""Control plane for the intake side: received telemetry, counters and seeded monitors."""
+"""Control plane for the intake side: received telemetry, counters, seeded monitors and
+dashboards."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
+from fakedatadog.dashboards import seed_dashboard
 from fakedatadog.deps import Emulator
 from fakedatadog.intake.store import Signal
 from fakedatadog.monitors import monitor_json, seed_monitor
@@ -24,6 +26,16 @@ class MonitorIn(BaseModel):
     name: str
     type: str
     query: str
+
+
+class DashboardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dd_oid: str
+    title: str
+    layout_type: str = "ordered"
+    description: str | None = None
+    author_handle: str = "owner@example.com"
 
 
 @router.get("/intake")
@@ -76,3 +88,9 @@ async def add_monitor(body: MonitorIn, state: Emulator) -> dict[str, Any]:
         extra=body.model_extra or {},
     )
     return monitor_json(monitor)
+
+
+@router.post("/dashboards", status_code=201)
+async def add_dashboard(body: DashboardIn, state: Emulator) -> dict[str, Any]:
+    """Seed a dashboard; answers it as `GET /api/v1/dashboard` will list it."""
+    return seed_dashboard(state, **body.model_dump())

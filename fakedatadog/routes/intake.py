@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
 
-from fakedatadog.deps import BearerToken, DdApiKey, Emulator, api_site, get_state, site_of
+from fakedatadog.deps import DdApiKey, Emulator, api_site, get_state, scoped, site_of
 from fakedatadog.errors import ApiError, LogsIntakeError
 from fakedatadog.hosts import HostKind, classify
 from fakedatadog.intake.answers import event_answer, incident_answer
@@ -51,20 +51,9 @@ trace_router = APIRouter(dependencies=[Depends(site_of(HostKind.TRACE))])
 otlp_router = APIRouter(dependencies=[Depends(site_of(HostKind.OTLP))])
 
 
-def _scope(name: str) -> Any:
-    """A dependency giving the Bearer token if its grant has scope `name`; else 403."""
-
-    def dependency(token: BearerToken) -> AccessToken:
-        if name not in token.grant.scopes:
-            raise ApiError(403, "Forbidden")
-        return token
-
-    return Depends(dependency)
-
-
-IncidentWrite = Annotated[AccessToken, _scope("incident_write")]
-IncidentRead = Annotated[AccessToken, _scope("incident_read")]
-MonitorsRead = Annotated[AccessToken, _scope("monitors_read")]
+IncidentWrite = Annotated[AccessToken, scoped("incident_write")]
+IncidentRead = Annotated[AccessToken, scoped("incident_read")]
+MonitorsRead = Annotated[AccessToken, scoped("monitors_read")]
 
 
 async def _receive(request: Request, state: EmulatorState, signal: Signal, org: Org) -> Any:
@@ -94,7 +83,10 @@ async def submit_logs(request: Request, key: DdApiKey, state: Emulator) -> dict[
 async def post_event(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
     now = time.time()
     document = await _receive(request, state, "events", key.org)
-    return event_answer(document, state.intake.next_id(), now)
+    answer = event_answer(document, state.intake.next_id(), now)
+    if not state.settings.bench:
+        state.events.setdefault(key.org.dd_oid, []).append(answer["event"])
+    return answer
 
 
 @api_router.post("/{host}/api/v1/check_run", status_code=202)

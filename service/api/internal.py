@@ -110,7 +110,9 @@ async def verify_connection(
 
 @router.get("/connections/{connection_id}/monitors")
 async def list_monitors(connection_id: uuid.UUID, request: Request, res: ResourcesDep) -> Any:
-    """The org's monitors, read with its token (scope `monitors_read`); query passed through."""
+    """The org's monitors, read with its token (scope `monitors_read`); query passed through.
+    The same read as the pass-through's `GET .../datadog/api/v1/monitor`, with ddbridge's
+    errors instead of Datadog's answer."""
     return await read_through(
-        res, connection_id, "/api/v1/monitor", "monitors_read", dict(request.query_params)
+        res, connection_id, "/api/v1/monitor", request.scope["query_string"].decode("latin-1")
     )

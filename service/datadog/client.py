@@ -1,4 +1,5 @@
-"""Calls to Datadog for one org's site: OAuth, the API key, and intake submissions.
+"""Calls to Datadog for one org's site: OAuth, the API key, intake submissions, reads and
+forwarded operations.
 
 Every method takes a `Site` from the trusted registry, never a raw string, so an untrusted
 domain cannot become a destination. The `httpx.AsyncClient` is injected; the URL of a host
@@ -144,6 +145,25 @@ class DatadogClient:
         if not response.is_success:
             raise error_from_response(response)
         return response.json()
+
+    async def forward(
+        self,
+        site: Site,
+        method: str,
+        path: str,
+        query: str,
+        *,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> httpx.Response:
+        """Send a request as prepared (path and query percent-encoded as the caller sent
+        them) to `api.<domain>`; Datadog's answer whatever its status. Only a transport
+        failure raises (`DatadogUnavailable`)."""
+        url = self.urls.url(site.api_host, path) + (f"?{query}" if query else "")
+        try:
+            return await self._http.request(method, url, content=body or None, headers=headers)
+        except httpx.TransportError as exc:
+            raise transport_error(exc) from exc
 
     async def _token(
         self, site: Site, client: ClientCredentials, form: dict[str, str]
