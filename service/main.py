@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service.api import browser, internal, ops, sends
-from service.errors import ServiceError
-from service.intake.parse import InvalidBodyError, pointer
+from service.errors import InvalidInput, Problem, ServiceError
+from service.intake.parse import pointer
 from service.resources import Resources, open_resources
 from service.settings import Settings
 
@@ -48,7 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(InvalidBodyError, _invalid_body)
     for database_error in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(database_error, _database_unavailable)
     app.middleware("http")(_log_request)
@@ -60,29 +59,12 @@ async def _service_error(_: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
-    """422 listing every problem with its JSON pointer into the body (or parameter name)."""
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own validation (bodies of models, parameters, headers) as `InvalidInput`:
+    every problem with its JSON pointer into the body, or `/query/<name>`, `/header/<name>`."""
     assert isinstance(exc, RequestValidationError)
-    return _problems(
-        [{"pointer": _pointer(error["loc"]), "reason": error["msg"]} for error in exc.errors()]
-    )
-
-
-async def _invalid_body(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, InvalidBodyError)
-    return _problems([{"pointer": p.pointer, "reason": p.reason} for p in exc.problems])
-
-
-def _problems(problems: list[dict[str, str]]) -> Response:
-    """422 listing every problem; nothing of the request was stored."""
-    return JSONResponse(
-        {
-            "error": "invalid_body",
-            "detail": f"the request has {len(problems)} problem(s); nothing was accepted",
-            "problems": problems,
-        },
-        status_code=422,
-    )
+    problems = [Problem(_pointer(error["loc"]), error["msg"]) for error in exc.errors()]
+    return await _service_error(request, InvalidInput(problems))
 
 
 def database_is_down(exc: BaseException) -> bool:
