@@ -30,7 +30,14 @@ from service.embedded import EmbeddedPostgres, EmbeddedRedis
 from service.keys import KeyUsage, rotate
 from service.keys import status as key_status
 from service.resources import open_resources, redis_settings
-from service.settings import DatabaseSettings, KeyRingSettings, Settings
+from service.settings import (
+    DatabaseSettings,
+    KeyRingSettings,
+    Settings,
+    SettingsInvalid,
+    load,
+    print_problems,
+)
 from service.verify import Check, verify
 
 T = TypeVar("T")
@@ -85,10 +92,12 @@ def api(
     log_level: str = "INFO",
 ) -> None:
     """Serve the HTTP API (onboarding, callback, internal API, health, metrics)."""
+    from service.main import create_app  # noqa: PLC0415 - the app only for this command
+
     configure_logging(log_level)
     with embedded_services(data_dir):
         uvicorn.run(
-            "service.main:app",
+            create_app(load(Settings)),
             host=host,
             port=port,
             access_log=False,
@@ -108,7 +117,7 @@ def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
 
     configure_logging(log_level)
     with embedded_services(data_dir):
-        settings = Settings()
+        settings = load(Settings)
         run_worker(
             WorkerSettings,  # type: ignore[arg-type]  # arq's protocol type is stricter than its API
             redis_settings=redis_settings(settings),
@@ -121,7 +130,7 @@ def migrate_command(data_dir: DataDirOption = DATA_DIR) -> None:
     """Upgrade the database schema to the newest migration."""
     configure_logging("WARNING")
     with embedded_services(data_dir):
-        migrate(DatabaseSettings().database_url)
+        migrate(load(DatabaseSettings).database_url)
     typer.echo("database schema is up to date")
 
 
@@ -188,7 +197,7 @@ def keys_generate() -> None:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-seal every stored secret under the first of DDBRIDGE_ENCRYPTION_KEYS."""
-    settings = KeyRingSettings()
+    settings = load(KeyRingSettings)
 
     async def run() -> int:
         engine = create_engine(settings.database_url, pool_size=1)
@@ -203,7 +212,7 @@ def keys_rotate() -> None:
 @keys_app.command("status")
 def keys_status() -> None:
     """How many stored secrets each key id protects (0 under every old key: safe to drop it)."""
-    settings = KeyRingSettings()
+    settings = load(KeyRingSettings)
 
     async def run() -> list[KeyUsage]:
         engine = create_engine(settings.database_url, pool_size=1)
@@ -222,7 +231,7 @@ def verify_command(connection_id: uuid.UUID) -> None:
     if a check fails."""
 
     async def run() -> list[Check]:
-        async with open_resources(Settings()) as res:
+        async with open_resources(load(Settings)) as res:
             return await verify(res, connection_id)
 
     checks = asyncio.run(run())
@@ -237,7 +246,7 @@ def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one read against `DDBRIDGE_DATABASE_URL` in a short-lived engine."""
 
     async def run() -> T:
-        engine = create_engine(DatabaseSettings().database_url, pool_size=1)
+        engine = create_engine(load(DatabaseSettings).database_url, pool_size=1)
         try:
             async with create_sessionmaker(engine)() as session:
                 return await query(session)
@@ -248,4 +257,10 @@ def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 
 def main() -> None:
-    app()
+    """`ddbridge`: a setting that is missing or wrong ends it with status 2 and one line per
+    problem naming the variable (never a value)."""
+    try:
+        app()
+    except SettingsInvalid as problem:
+        print_problems(problem)
+        raise SystemExit(2) from None

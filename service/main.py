@@ -1,7 +1,9 @@
 """The FastAPI application: routers, error rendering, and the lifespan that opens resources.
 
-`uvicorn service.main:app` works for containers: settings are read when the app starts, not
-when this module is imported.
+`uvicorn service.main:app` works too: settings are read when the app starts, not when this
+module is imported; invalid ones end the process with status 2 and one line per problem.
+Whichever server runs the app, no request's path or query reaches a log: ddbridge logs the
+route template, and uvicorn's own access lines lose their query and start ticket.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from service.api import browser, internal, ops, sends
 from service.errors import InvalidInput, Problem, ServiceError
 from service.intake.parse import pointer
 from service.resources import Resources, open_resources
-from service.settings import Settings
+from service.settings import Settings, SettingsInvalid, load, refuse_to_start
 
 log = logging.getLogger("ddbridge.http")
 
@@ -36,7 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        current = settings or Settings()
+        try:
+            current = settings or load(Settings)
+        except SettingsInvalid as problem:
+            refuse_to_start(problem)
+        redact_access_log()
         async with open_resources(current) as resources:
             yield {"resources": resources}
 
@@ -95,6 +101,32 @@ async def _database_unavailable(_: Request, exc: Exception) -> Response:
 
 def _pointer(loc: tuple[Any, ...]) -> str:
     return pointer(loc[1:] if loc and loc[0] == "body" else loc)
+
+
+class _RedactedAccessLine(logging.Filter):
+    """uvicorn's access line (`client - "METHOD path HTTP/v" status`) without the query
+    string (OAuth codes and states) or the start link's ticket."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.args = (client, method, redacted_path(str(path)), version, status)
+        return True
+
+
+def redacted_path(path: str) -> str:
+    """A request path fit for a log: no query, and `/oauth/start/<ticket>` for any ticket."""
+    bare, query, _ = path.partition("?")
+    if bare.startswith("/oauth/start/"):
+        bare = "/oauth/start/<ticket>"
+    return bare + ("?<query>" if query else "")
+
+
+def redact_access_log() -> None:
+    """Redact uvicorn's access log in this process (once), however uvicorn was started."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactedAccessLine) for f in access.filters):
+        access.addFilter(_RedactedAccessLine())
 
 
 async def _log_request(

@@ -1,20 +1,30 @@
 """Configuration from the environment (prefix `DDBRIDGE_`), validated once at start-up.
 
-Settings are read when a process starts (`Settings()` in the CLI, the FastAPI lifespan or the
-arq start-up), never at import time. Comma-separated lists are plain strings in the
-environment; secrets are `SecretStr` so they never print.
+Settings are read when a process starts (`load` in the CLI, the FastAPI lifespan or the arq
+start-up), never at import time. Comma-separated lists are plain strings in the
+environment; secrets are `SecretStr` so they never print. A setting that is missing or
+wrong is `SettingsInvalid`: one line per problem naming the variable and the fix, never a
+value (pydantic's own error shows the input, which would print secrets).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
-from service.crypto import KeyRing
+from service.crypto import KeyRing, KeyRingError
+from service.sites import SiteRegistry
+
+PREFIX = "DDBRIDGE_"
 
 
 class ClientCredentials(BaseModel):
@@ -36,7 +46,7 @@ CommaList = Annotated[list[str], NoDecode]
 class DatabaseSettings(BaseSettings):
     """The part of the environment that migrations and read-only operator commands need."""
 
-    model_config = SettingsConfigDict(env_prefix="DDBRIDGE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     database_url: str
 
@@ -50,6 +60,15 @@ class KeyRingSettings(DatabaseSettings):
     @classmethod
     def _keys_comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_are_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        try:
+            KeyRing(key.get_secret_value() for key in value)
+        except KeyRingError as exc:  # its messages never carry a key
+            raise ValueError(str(exc)) from None
+        return value
 
     def keyring(self) -> KeyRing:
         return KeyRing(key.get_secret_value() for key in self.encryption_keys)
@@ -112,12 +131,16 @@ class Settings(KeyRingSettings):
     queue_name: str = Field(default="ddbridge", min_length=1)
     """The arq queue; deployments sharing one Redis database need different names."""
 
-    @field_validator(
-        "internal_tokens", "encryption_keys", "extra_sites", "return_to_origins", mode="before"
-    )
+    @field_validator("internal_tokens", "extra_sites", "return_to_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("extra_sites")
+    @classmethod
+    def _sites_are_hosts(cls, value: list[str]) -> list[str]:
+        SiteRegistry(value)  # raises ValueError naming the domain that is not a host name
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -169,3 +192,76 @@ def origin_of(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
         return None
     return _origin(url)
+
+
+# Refusing to start, clearly.
+
+FIXES = {
+    "database_url": "set a PostgreSQL URL, e.g. postgresql+asyncpg://USER:PASSWORD@HOST:5432/ddbridge",
+    "redis_url": "set a Redis URL, e.g. redis://HOST:6379/0",
+    "encryption_keys": "generate a key with `ddbridge keys generate` (comma-separate several "
+    "when rotating: the first encrypts)",
+    "internal_tokens": "set comma-separated bearer tokens, e.g. generated with "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+    "clients": 'set a JSON object {"<domain>": {"client_id": ..., "client_secret": ...}}',
+}
+"""What to do about a problem with a setting, beyond what its error says."""
+
+
+class SettingsInvalid(Exception):
+    """The environment cannot start ddbridge; `problems` holds one line per problem, each
+    naming the `DDBRIDGE_...` variable and the fix, never a value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(kind: type[S], **values: Any) -> S:
+    """Read `kind` of settings from the environment (`values` take precedence); raise
+    `SettingsInvalid` instead of pydantic's error, which would show every input."""
+    try:
+        return kind(**values)
+    except ValidationError as exc:
+        problems = [_explain(error) for error in exc.errors(include_url=False, include_input=False)]
+    except SourceError as exc:  # a value that is not JSON where JSON is expected
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = field[1] if field else "?"
+        problems = [f"{_variable(name)} is not valid JSON: {FIXES.get(name, 'fix its value')}"]
+    raise SettingsInvalid(problems)
+
+
+def _variable(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
+
+
+def _explain(error: ErrorDetails) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a rule across settings: its message names the variables
+        return message
+    field, *inside = (str(part) for part in error["loc"])
+    where = f" ({'/'.join(inside)})" if inside else ""
+    fix = FIXES.get(field)
+    if error["type"] == "missing":
+        return f"{_variable(field)}{where} is not set" + (f": {fix}" if fix else "")
+    return f"{_variable(field)}{where}: {message}" + (f"; {fix}" if fix and not inside else "")
+
+
+def refuse_to_start(problem: SettingsInvalid) -> NoReturn:
+    """Print one line per problem on stderr and end the process with status 2, now.
+
+    For start-ups that cannot return an exit status themselves (uvicorn's lifespan, arq's
+    `on_startup`), where an exception would be logged as a traceback; nothing is open yet.
+    """
+    print_problems(problem)
+    os._exit(2)
+
+
+def print_problems(problem: SettingsInvalid) -> None:
+    """One line per problem on stderr."""
+    for line in problem.problems:
+        print(f"ddbridge: {line}", file=sys.stderr)
+    sys.stderr.flush()

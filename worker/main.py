@@ -28,7 +28,7 @@ from service.delivery.drain import Outcome, drain
 from service.intake.accept import IDEMPOTENCY_WINDOW
 from service.models import IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
-from service.settings import Settings
+from service.settings import Settings, SettingsInvalid, load, refuse_to_start
 from service.signals import Signal
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ def resources(ctx: dict[str, Any]) -> Resources:
 async def startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     ctx["stack"] = stack
-    settings = Settings()
+    try:
+        settings = load(Settings)
+    except SettingsInvalid as problem:  # `arq worker.main.WorkerSettings` would log a traceback
+        refuse_to_start(problem)
     ctx["resources"] = await stack.enter_async_context(open_resources(settings))
     ctx["token_calls"] = asyncio.Semaphore(TOKEN_CALLS_PER_WORKER)
     if settings.worker_metrics_port is not None:
