@@ -1,8 +1,10 @@
 """The `ddbridge` command line: run the API or worker, the whole dev stack, migrations, and
 operator tasks.
 
-When `DDBRIDGE_DATABASE_URL` / `DDBRIDGE_REDIS_URL` are unset, the run commands start a real
-PostgreSQL and Redis from wheels with their data under `./.ddbridge/` (see `service.embedded`).
+When `DDBRIDGE_DATABASE_URL` / `DDBRIDGE_REDIS_URL` are unset, `ddbridge dev` and the run
+commands in dev mode start a real PostgreSQL and Redis from wheels with their data under
+`./.ddbridge/` (see `service.embedded`). Production mode refuses to: the embedded PostgreSQL
+trusts every local user.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from service.resources import open_resources, redis_settings
 from service.settings import (
     DatabaseSettings,
     KeyRingSettings,
+    RunMode,
     Settings,
     SettingsInvalid,
     load,
@@ -63,8 +66,24 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 @contextmanager
-def embedded_services(data_dir: Path) -> Iterator[None]:
-    """Start embedded PostgreSQL/Redis for whichever URL is unset, exporting the URL."""
+def embedded_services(data_dir: Path, *, trial: bool = False) -> Iterator[None]:
+    """Start embedded PostgreSQL/Redis for whichever URL is unset, exporting the URL.
+
+    Only for a trial (`ddbridge dev`) or in dev mode; production mode raises
+    `SettingsInvalid` naming the unset URLs instead.
+    """
+    unset = [
+        name for name in ("DDBRIDGE_DATABASE_URL", "DDBRIDGE_REDIS_URL") if not os.environ.get(name)
+    ]
+    if unset and not trial and load(RunMode).mode == "production":
+        raise SettingsInvalid(
+            [
+                f"{name} is not set: production mode runs on a server of its own, not an "
+                "embedded one that trusts every local user; set it, or DDBRIDGE_MODE=dev "
+                "for a trial"
+                for name in unset
+            ]
+        )
     with ExitStack() as stack:
         if not os.environ.get("DDBRIDGE_DATABASE_URL"):
             postgres = stack.enter_context(EmbeddedPostgres(data_dir / "postgres"))
@@ -144,7 +163,7 @@ def dev(
     from service.devstack import run_dev_stack  # noqa: PLC0415 - dev-only dependencies
 
     configure_logging("INFO")
-    with embedded_services(data_dir):
+    with embedded_services(data_dir, trial=True):
         run_dev_stack(data_dir=data_dir, api_port=api_port, emulator_port=emulator_port)
 
 

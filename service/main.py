@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service.api import browser, internal, ops, sends
+from service.api import browser, docs, internal, ops, sends
 from service.errors import InvalidInput, Problem, ServiceError
 from service.intake.parse import pointer
 from service.resources import Resources, open_resources
@@ -46,8 +46,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_resources(current) as resources:
             yield {"resources": resources}
 
-    app = FastAPI(title="ddbridge", version="0.1.0", lifespan=lifespan)
+    # The description and its page are `service.api.docs`, served as DDBRIDGE_API_DOCS says.
+    app = FastAPI(
+        title="ddbridge",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.include_router(ops.router)
+    app.include_router(docs.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
     app.include_router(sends.router)

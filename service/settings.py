@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -43,10 +43,18 @@ def _split_commas(value: object) -> object:
 CommaList = Annotated[list[str], NoDecode]
 
 
-class DatabaseSettings(BaseSettings):
-    """The part of the environment that migrations and read-only operator commands need."""
+class Environment(BaseSettings):
+    """Settings read from `DDBRIDGE_*` variables, with rules across them (`problems`)."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+
+    def problems(self) -> list[str]:
+        """What these settings refuse together, one line each, naming the variables."""
+        return []
+
+
+class DatabaseSettings(Environment):
+    """The part of the environment that migrations and read-only operator commands need."""
 
     database_url: str
 
@@ -74,10 +82,30 @@ class KeyRingSettings(DatabaseSettings):
         return KeyRing(key.get_secret_value() for key in self.encryption_keys)
 
 
-class Settings(KeyRingSettings):
-    """Everything ddbridge reads from its environment."""
+Mode = Literal["production", "dev"]
 
-    mode: Literal["production", "dev"] = "production"
+MIN_TOKEN_LENGTH = 32
+"""Shortest internal token production mode accepts: 32 characters of `token_urlsafe` carry
+192 bits; a short token is guessable by whoever can reach the internal API."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class RunMode(Environment):
+    """Only `DDBRIDGE_MODE`: what the run commands read before anything else exists."""
+
+    mode: Mode = "production"
+
+
+class Settings(KeyRingSettings):
+    """Everything ddbridge reads from its environment.
+
+    Production mode (the default) refuses what only a trial may use: internal tokens shorter
+    than `MIN_TOKEN_LENGTH`, and plain-`http://` Datadog URL templates except to a loopback
+    host (a TLS-originating sidecar, or the emulator in tests), since every call carries a
+    secret. `dev` mode allows both and adds the demo sign-in.
+    """
+
+    mode: Mode = "production"
     redis_url: str
     public_url: str = "http://127.0.0.1:8000"
     client_id: str | None = None
@@ -130,6 +158,9 @@ class Settings(KeyRingSettings):
     """Serve the worker's Prometheus metrics on this port (the API serves its own)."""
     queue_name: str = Field(default="ddbridge", min_length=1)
     """The arq queue; deployments sharing one Redis database need different names."""
+    api_docs: Literal["off", "internal", "public"] = "internal"
+    """`/openapi.json` behind the internal token (`internal`), open with `/docs` (`public`),
+    or not served at all (`off`)."""
 
     @field_validator("internal_tokens", "extra_sites", "return_to_origins", mode="before")
     @classmethod
@@ -168,6 +199,25 @@ class Settings(KeyRingSettings):
             raise ValueError("DDBRIDGE_WEBHOOK_URL needs DDBRIDGE_WEBHOOK_SECRET to sign with")
         return self
 
+    def problems(self) -> list[str]:
+        """What production mode refuses (see the class docstring), one line each."""
+        if self.mode != "production":
+            return []
+        found = []
+        if any(len(t.get_secret_value()) < MIN_TOKEN_LENGTH for t in self.internal_tokens):
+            found.append(
+                f"DDBRIDGE_INTERNAL_TOKENS: each token needs at least {MIN_TOKEN_LENGTH} "
+                f"characters in production mode; {FIXES['internal_tokens']}"
+            )
+        for name in ("datadog_url_template", "datadog_browser_url_template"):
+            template = getattr(self, name)
+            if template is not None and not _encrypted_or_local(template):
+                found.append(
+                    f"{_variable(name)}: production mode reaches Datadog over https:// only "
+                    "(plain http:// only to a loopback host); unset it for Datadog itself"
+                )
+        return found
+
     @property
     def callback_url(self) -> str:
         """The `redirect_uri` registered with Datadog."""
@@ -179,6 +229,13 @@ class Settings(KeyRingSettings):
 
     def allowed_return_origins(self) -> frozenset[str]:
         return frozenset([_origin(self.public_url), *map(_origin, self.return_to_origins)])
+
+
+def _encrypted_or_local(template: str) -> bool:
+    parts = urlsplit(template.replace("{host}", "datadog-host"))
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+    )
 
 
 def _origin(url: str) -> str:
@@ -217,20 +274,24 @@ class SettingsInvalid(Exception):
         self.problems = problems
 
 
-S = TypeVar("S", bound=BaseSettings)
+S = TypeVar("S", bound=Environment)
 
 
-def load(kind: type[S], **values: Any) -> S:
-    """Read `kind` of settings from the environment (`values` take precedence); raise
-    `SettingsInvalid` instead of pydantic's error, which would show every input."""
+def load(kind: type[S]) -> S:
+    """Read `kind` of settings from the environment; raise `SettingsInvalid` (instead of
+    pydantic's error, which would show every input) for any problem, its `problems` too."""
     try:
-        return kind(**values)
+        settings = kind()
     except ValidationError as exc:
         problems = [_explain(error) for error in exc.errors(include_url=False, include_input=False)]
     except SourceError as exc:  # a value that is not JSON where JSON is expected
         field = re.search(r'field "(\w+)"', str(exc))
         name = field[1] if field else "?"
         problems = [f"{_variable(name)} is not valid JSON: {FIXES.get(name, 'fix its value')}"]
+    else:
+        problems = settings.problems()
+        if not problems:
+            return settings
     raise SettingsInvalid(problems)
 
 

@@ -1,6 +1,8 @@
 """A missing or wrong setting stops every way of starting ddbridge with status 2 and one line
 per problem naming the `DDBRIDGE_...` variable and the fix, and never shows a value (pydantic's
-own error prints every input, database password and internal tokens included)."""
+own error prints every input, database password and internal tokens included). Production
+mode also refuses what only a trial may use: short internal tokens, plain-http Datadog URLs,
+and an embedded PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.processes import REPO_ROOT, free_port
+from service.crypto import generate_key
 
 BIN = Path(sys.executable).parent
 DATABASE_PASSWORD = "db-password-8d2f0c1e9a"
@@ -110,3 +113,88 @@ def test_a_malformed_key_is_named_without_its_value(service_urls: tuple[str, str
     [problem] = _problems(output)
     assert problem.startswith("ddbridge: DDBRIDGE_ENCRYPTION_KEYS: an encryption key must be")
     assert key not in output
+
+
+# Production mode's refusals.
+
+
+def _production(redis_url: str, **changes: str | None) -> dict[str, str]:
+    """A valid production environment, with `changes` applied (None: unset)."""
+    env = {
+        **_environment(redis_url),
+        "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
+        "DDBRIDGE_MODE": "production",
+    }
+    del env["DDBRIDGE_FLOW_TTL_SECONDS"]
+    for name, value in changes.items():
+        if value is None:
+            env.pop(f"DDBRIDGE_{name}", None)
+        else:
+            env[f"DDBRIDGE_{name}"] = value
+    return env
+
+
+@pytest.mark.parametrize(
+    ("changes", "problems"),
+    [
+        (
+            {"INTERNAL_TOKENS": f"{INTERNAL_TOKEN},short-token-1a2b"},
+            ["DDBRIDGE_INTERNAL_TOKENS: each token needs at least 32 characters"],
+        ),
+        (
+            {"DATADOG_URL_TEMPLATE": "http://proxy.internal:8126/{host}"},
+            ["DDBRIDGE_DATADOG_URL_TEMPLATE: production mode reaches Datadog over https:// only"],
+        ),
+        (
+            {"DATADOG_BROWSER_URL_TEMPLATE": "http://datadog.example/{host}"},
+            ["DDBRIDGE_DATADOG_BROWSER_URL_TEMPLATE: production mode reaches Datadog over"],
+        ),
+        (
+            {"DATABASE_URL": None, "REDIS_URL": None},
+            [
+                "DDBRIDGE_DATABASE_URL is not set: production mode runs on a server of its own",
+                "DDBRIDGE_REDIS_URL is not set: production mode runs on a server of its own",
+            ],
+        ),
+    ],
+    ids=["short token", "http template", "http browser template", "embedded databases"],
+)
+def test_production_mode_refuses_what_only_a_trial_may_use(
+    service_urls: tuple[str, str],
+    tmp_path: Path,
+    changes: dict[str, str | None],
+    problems: list[str],
+) -> None:
+    _, redis_url = service_urls
+    data_dir = tmp_path / "data"
+
+    status, output = _run(
+        ["ddbridge", "api", "--port", str(free_port()), "--data-dir", str(data_dir)],
+        _production(redis_url, **changes),
+    )
+
+    assert status == 2, output
+    found = _problems(output)
+    assert len(found) == len(problems), output
+    for line, expected in zip(found, problems, strict=True):
+        assert line.startswith(f"ddbridge: {expected}"), output
+    assert "short-token-1a2b" not in output
+    assert not data_dir.exists(), "no embedded server was started"
+
+
+def test_dev_mode_allows_a_short_token_and_a_plain_http_emulator(
+    service_urls: tuple[str, str],
+) -> None:
+    """What production refuses is a setting's problem there only (checked without starting)."""
+    _, redis_url = service_urls
+    env = _production(
+        redis_url,
+        MODE="dev",
+        INTERNAL_TOKENS="demo-internal-token",
+        DATADOG_URL_TEMPLATE="http://emulator:8126/{host}",
+    )
+    check = "from service.settings import Settings, load; print(load(Settings).mode)"
+
+    status, output = _run([sys.executable, "-c", check], env)
+
+    assert (status, output.strip()) == (0, "dev")
