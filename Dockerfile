@@ -28,4 +28,5 @@ USER ddbridge
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# `ddbridge api`, not bare uvicorn: no access log, h11 with a header limit (see README).
+CMD ["ddbridge", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -65,12 +65,19 @@ class Child:
 
 def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Child:
     """Start `python -m <args>` in the repository root with `env` added to ours."""
+    return start_command(name, [sys.executable, "-m", *args], env, log_dir)
+
+
+def start_command(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Child:
+    """Start `argv` as given (a console script of this environment is found on its PATH)
+    in the repository root with `env` added to ours."""
     log = log_dir / f"{name}.log"
+    scripts = str(Path(sys.executable).parent)
     with log.open("ab") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own `python -m` commands
-            [sys.executable, "-m", *args],
+        process = subprocess.Popen(  # noqa: S603 - our own commands
+            argv,
             cwd=REPO_ROOT,
-            env={**os.environ, **env},
+            env={**os.environ, "PATH": f"{scripts}:{os.environ.get('PATH', '')}", **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
         )

@@ -1,8 +1,10 @@
 """The `ddbridge` command line: run the API or worker, the whole dev stack, migrations, and
 operator tasks.
 
-When `DDBRIDGE_DATABASE_URL` / `DDBRIDGE_REDIS_URL` are unset, the run commands start a real
-PostgreSQL and Redis from wheels with their data under `./.ddbridge/` (see `service.embedded`).
+When `DDBRIDGE_DATABASE_URL` / `DDBRIDGE_REDIS_URL` are unset, `ddbridge dev` and the run
+commands in dev mode start a real PostgreSQL and Redis from wheels with their data under
+`./.ddbridge/` (see `service.embedded`). Production mode refuses to: the embedded PostgreSQL
+trusts every local user.
 """
 
 from __future__ import annotations
@@ -34,7 +36,16 @@ from service.errors import ServiceError
 from service.keys import KeyUsage, rotate
 from service.keys import status as key_status
 from service.resources import open_resources, redis_settings
-from service.settings import DatabaseSettings, KeyRingSettings, Settings, configured
+from service.settings import (
+    DatabaseSettings,
+    KeyRingSettings,
+    RunMode,
+    Settings,
+    SettingsInvalid,
+    configured,
+    load,
+    print_problems,
+)
 from service.verify import Check, verify
 
 T = TypeVar("T")
@@ -75,11 +86,26 @@ def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> NoReturn:
 
 
 @contextmanager
-def embedded_services(data_dir: Path, *, redis: bool = True) -> Iterator[None]:
+def embedded_services(data_dir: Path, *, redis: bool = True, trial: bool = False) -> Iterator[None]:
     """Start embedded PostgreSQL/Redis (unless `redis` is False) for whichever URL is unset
-    (in the environment and in `DDBRIDGE_SECRETS_DIR`), exporting the URL. From here on SIGTERM ends the process as
+    (in the environment and in `DDBRIDGE_SECRETS_DIR`), exporting the URL.
+
+    Only for a trial (`ddbridge dev`) or in dev mode; production mode raises
+    `SettingsInvalid` naming the unset URLs instead. From here on SIGTERM ends the process as
     Ctrl-C does, through `finally` blocks, so the embedded servers are stopped either way
-    (uvicorn, after its graceful stop, raises the SIGTERM it caught again)."""
+    (uvicorn, after its graceful stop, raises the SIGTERM it caught again).
+    """
+    needed = ["DDBRIDGE_DATABASE_URL", "DDBRIDGE_REDIS_URL"] if redis else ["DDBRIDGE_DATABASE_URL"]
+    unset = [name for name in needed if not configured(name)]
+    if unset and not trial and load(RunMode).mode == "production":
+        raise SettingsInvalid(
+            [
+                f"{name} is not set: production mode runs on a server of its own, not an "
+                "embedded one that trusts every local user; set it, or DDBRIDGE_MODE=dev "
+                "for a trial"
+                for name in unset
+            ]
+        )
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with ExitStack() as stack:
@@ -115,6 +141,7 @@ def api(
     configure_logging(log_level)
     with ExitStack() as stack:
         stack.enter_context(embedded_services(data_dir))
+        load(Settings)  # refuse invalid settings here, in one line each, before any process
         _refuse_a_wrong_database()
         if workers > 1:
             stack.enter_context(metrics.shared_by_processes())
@@ -141,7 +168,7 @@ def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
     configure_logging(log_level)
     with embedded_services(data_dir):
         _refuse_a_wrong_database()
-        settings = Settings()
+        settings = load(Settings)
         run_worker(
             WorkerSettings,  # type: ignore[arg-type]  # arq's protocol type is stricter than its API
             redis_settings=redis_settings(settings),
@@ -155,7 +182,7 @@ def migrate_command(data_dir: DataDirOption = DATA_DIR) -> None:
     """Upgrade the database schema to the newest migration."""
     configure_logging("WARNING")
     with embedded_services(data_dir, redis=False):
-        url = DatabaseSettings().database_url
+        url = load(DatabaseSettings).database_url
         try:
             migrate(url)
         except Exception as exc:
@@ -178,7 +205,7 @@ def dev(
 
     configure_logging("INFO")
     refuse_taken_ports(api_port, emulator_port)
-    with embedded_services(data_dir):
+    with embedded_services(data_dir, trial=True):
         run_dev_stack(data_dir=data_dir, api_port=api_port, emulator_port=emulator_port)
 
 
@@ -231,7 +258,7 @@ def keys_generate() -> None:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-seal every stored secret under the first of DDBRIDGE_ENCRYPTION_KEYS."""
-    settings = KeyRingSettings()
+    settings = load(KeyRingSettings)
 
     async def run() -> int:
         engine = create_engine(settings.database_url, pool_size=1)
@@ -246,7 +273,7 @@ def keys_rotate() -> None:
 @keys_app.command("status")
 def keys_status() -> None:
     """How many stored secrets each key id protects (0 under every old key: safe to drop it)."""
-    settings = KeyRingSettings()
+    settings = load(KeyRingSettings)
 
     async def run() -> list[KeyUsage]:
         engine = create_engine(settings.database_url, pool_size=1)
@@ -265,7 +292,7 @@ def verify_command(connection_id: uuid.UUID) -> None:
     if a check fails."""
 
     async def run() -> list[Check]:
-        async with open_resources(Settings()) as res:
+        async with open_resources(load(Settings)) as res:
             return await verify(res, connection_id)
 
     checks = asyncio.run(run())
@@ -280,7 +307,7 @@ def _with_session(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run one read against `DDBRIDGE_DATABASE_URL` in a short-lived engine. What it refuses
     (an unknown connection, say) or a database it cannot use ends the command with one line
     and exit status 1."""
-    url = DatabaseSettings().database_url
+    url = load(DatabaseSettings).database_url
 
     async def run() -> T:
         engine = create_engine(url, pool_size=1)
@@ -307,7 +334,7 @@ def _refuse_a_wrong_database() -> None:
     """Exit 1 with one line if `DDBRIDGE_DATABASE_URL` names a database, role or password
     PostgreSQL refuses (retrying would not help); a server that is only unavailable is
     waited for (`/readyz` answers 503 meanwhile)."""
-    url = DatabaseSettings().database_url
+    url = load(DatabaseSettings).database_url
     problem = asyncio.run(check_database(url))
     if problem is not None and problem.configuration:
         typer.echo(f"DDBRIDGE_DATABASE_URL: {problem.cause}", err=True)
@@ -317,4 +344,10 @@ def _refuse_a_wrong_database() -> None:
 
 
 def main() -> None:
-    app()
+    """`ddbridge`: a setting that is missing or wrong ends it with status 2 and one line per
+    problem naming the variable (never a value)."""
+    try:
+        app()
+    except SettingsInvalid as problem:
+        print_problems(problem)
+        raise SystemExit(2) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -33,11 +35,27 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a request: where (an RFC 6901 JSON pointer into the body, or
+    `/query/<name>`, `/header/<name>`) and why."""
+
+    pointer: str
+    reason: str
+
+
 class InvalidInput(ServiceError):
-    """422 with `problems`: a list of `{"pointer", "reason"}`."""
+    """422 listing every problem as `{"pointer", "reason"}`; nothing of the request was kept."""
 
     status_code = 422
     code = "invalid_body"
+
+    def __init__(self, problems: Sequence[Problem], detail: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            detail or f"the request has {len(self.problems)} problem(s); nothing was accepted",
+            problems=[{"pointer": p.pointer, "reason": p.reason} for p in self.problems],
+        )
 
 
 class Unavailable(ServiceError):

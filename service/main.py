@@ -1,7 +1,9 @@
 """The FastAPI application: routers, error rendering, and the lifespan that opens resources.
 
-`uvicorn service.main:app` works for containers: settings are read when the app starts, not
-when this module is imported.
+`uvicorn service.main:app` works too: settings are read when the app starts, not when this
+module is imported; invalid ones end the process with status 2 and one line per problem.
+Whichever server runs the app, no request's path or query reaches a log: ddbridge logs the
+route template, and uvicorn's own access lines lose their query and start ticket.
 """
 
 from __future__ import annotations
@@ -15,17 +17,16 @@ from typing import Any, TypedDict
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service.api import browser, internal, ops, passthrough, sends
+from service.api import browser, docs, internal, ops, passthrough, sends
 from service.api.guard import PREFIX
 from service.dbcheck import check_database, database_problem
-from service.errors import ServiceError
-from service.intake.parse import InvalidBodyError, pointer
+from service.errors import InvalidInput, Problem, ServiceError
+from service.intake.parse import pointer
 from service.resources import Resources, open_resources
-from service.settings import Settings
+from service.settings import Settings, SettingsInvalid, load, refuse_to_start
 from service.shutdown import Drain
 
 log = logging.getLogger("ddbridge.http")
@@ -41,18 +42,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        current = settings or Settings()
+        try:
+            current = settings or load(Settings)
+        except SettingsInvalid as problem:
+            refuse_to_start(problem)
+        redact_access_log()
         drain = Drain()
         drain.install(current.shutdown_drain_seconds)
-        problem = await check_database(current.database_url)
-        if problem is not None:  # serve anyway: /readyz says 503 until it is fixed or back
-            log.error("database check at start-up: %s", problem.cause)
+        database = await check_database(current.database_url)
+        if database is not None:  # serve anyway: /readyz says 503 until it is fixed or back
+            log.error("database check at start-up: %s", database.cause)
         async with open_resources(current) as resources:
             yield {"resources": resources, "drain": drain}
 
-    # Swagger UI's script and styles come from the fastapi-offline package, not a CDN.
-    app = FastAPIOffline(title="ddbridge", version="0.1.0", lifespan=lifespan, redoc_url=None)
+    # The description and its page are `service.api.docs`, served as DDBRIDGE_API_DOCS says.
+    app = FastAPI(
+        title="ddbridge",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.include_router(ops.router)
+    app.include_router(docs.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
     app.include_router(sends.router)
@@ -60,7 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(InvalidBodyError, _invalid_body)
     for database_error in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(database_error, _database_unavailable)
     app.middleware("http")(_log_request)
@@ -72,29 +84,12 @@ async def _service_error(_: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
-    """422 listing every problem with its JSON pointer into the body (or parameter name)."""
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's own validation (bodies of models, parameters, headers) as `InvalidInput`:
+    every problem with its JSON pointer into the body, or `/query/<name>`, `/header/<name>`."""
     assert isinstance(exc, RequestValidationError)
-    return _problems(
-        [{"pointer": _pointer(error["loc"]), "reason": error["msg"]} for error in exc.errors()]
-    )
-
-
-async def _invalid_body(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, InvalidBodyError)
-    return _problems([{"pointer": p.pointer, "reason": p.reason} for p in exc.problems])
-
-
-def _problems(problems: list[dict[str, str]]) -> Response:
-    """422 listing every problem; nothing of the request was stored."""
-    return JSONResponse(
-        {
-            "error": "invalid_body",
-            "detail": f"the request has {len(problems)} problem(s); nothing was accepted",
-            "problems": problems,
-        },
-        status_code=422,
-    )
+    problems = [Problem(_pointer(error["loc"]), error["msg"]) for error in exc.errors()]
+    return await _service_error(request, InvalidInput(problems))
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
@@ -117,6 +112,32 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 
 def _pointer(loc: tuple[Any, ...]) -> str:
     return pointer(loc[1:] if loc and loc[0] == "body" else loc)
+
+
+class _RedactedAccessLine(logging.Filter):
+    """uvicorn's access line (`client - "METHOD path HTTP/v" status`) without the query
+    string (OAuth codes and states) or the start link's ticket."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.args = (client, method, redacted_path(str(path)), version, status)
+        return True
+
+
+def redacted_path(path: str) -> str:
+    """A request path fit for a log: no query, and `/oauth/start/<ticket>` for any ticket."""
+    bare, query, _ = path.partition("?")
+    if bare.startswith("/oauth/start/"):
+        bare = "/oauth/start/<ticket>"
+    return bare + ("?<query>" if query else "")
+
+
+def redact_access_log() -> None:
+    """Redact uvicorn's access log in this process (once), however uvicorn was started."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactedAccessLine) for f in access.filters):
+        access.addFilter(_RedactedAccessLine())
 
 
 async def _log_request(

@@ -31,7 +31,7 @@ from service import credentials, datadog_explained, jobs
 from service.crypto import digest
 from service.datadog.client import TokenGrant
 from service.datadog.errors import DatadogConflict, DatadogError, DatadogUnavailable
-from service.errors import FlowFailure, InvalidInput
+from service.errors import FlowFailure, InvalidInput, Problem
 from service.models import Connection, ConnectionStatus, OAuthFlow, utcnow
 from service.resources import Resources
 from service.settings import Settings, origin_of
@@ -107,8 +107,8 @@ def check_return_to(settings: Settings, return_to: str | None) -> None:
         return
     if origin_of(return_to) not in settings.allowed_return_origins():
         raise InvalidInput(
-            "return_to must be an http(s) URL on an allowed origin",
-            problems=[{"pointer": "/return_to", "reason": "origin is not allowed"}],
+            [Problem("/return_to", "origin is not allowed")],
+            detail="return_to must be an http(s) URL on an allowed origin",
         )
 
 

@@ -1,18 +1,23 @@
 """Configuration from the environment (prefix `DDBRIDGE_`), validated once at start-up.
 
-Settings are read when a process starts (`Settings()` in the CLI, the FastAPI lifespan or the
-arq start-up), never at import time. Comma-separated lists are plain strings in the
-environment; secrets are `SecretStr` so they never print.
+Settings are read when a process starts (`load` in the CLI, the FastAPI lifespan or the arq
+start-up), never at import time. Comma-separated lists are plain strings in the
+environment; secrets are `SecretStr` so they never print. A setting that is missing or
+wrong is `SettingsInvalid`: one line per problem naming the variable and the fix, never a
+value (pydantic's own error shows the input, which would print secrets).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -20,8 +25,12 @@ from pydantic_settings import (
     SecretsSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings import SettingsError as SourceError
 
-from service.crypto import KeyRing
+from service.crypto import KeyRing, KeyRingError
+from service.sites import SiteRegistry
+
+PREFIX = "DDBRIDGE_"
 
 
 class ClientCredentials(BaseModel):
@@ -73,10 +82,18 @@ def asyncpg_url(url: str) -> str:
     )
 
 
-class DatabaseSettings(BaseSettings):
-    """The part of the environment that migrations and read-only operator commands need."""
+class Environment(BaseSettings):
+    """Settings read from `DDBRIDGE_*` variables, with rules across them (`problems`)."""
 
-    model_config = SettingsConfigDict(env_prefix="DDBRIDGE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+
+    def problems(self) -> list[str]:
+        """What these settings refuse together, one line each, naming the variables."""
+        return []
+
+
+class DatabaseSettings(Environment):
+    """The part of the environment that migrations and read-only operator commands need."""
 
     database_url: str
 
@@ -111,14 +128,43 @@ class KeyRingSettings(DatabaseSettings):
     def _keys_comma_separated(cls, value: object) -> object:
         return _split_commas(value)
 
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_are_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        try:
+            KeyRing(key.get_secret_value() for key in value)
+        except KeyRingError as exc:  # its messages never carry a key
+            raise ValueError(str(exc)) from None
+        return value
+
     def keyring(self) -> KeyRing:
         return KeyRing(key.get_secret_value() for key in self.encryption_keys)
 
 
-class Settings(KeyRingSettings):
-    """Everything ddbridge reads from its environment."""
+Mode = Literal["production", "dev"]
 
-    mode: Literal["production", "dev"] = "production"
+MIN_TOKEN_LENGTH = 32
+"""Shortest internal token production mode accepts: 32 characters of `token_urlsafe` carry
+192 bits; a short token is guessable by whoever can reach the internal API."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class RunMode(Environment):
+    """Only `DDBRIDGE_MODE`: what the run commands read before anything else exists."""
+
+    mode: Mode = "production"
+
+
+class Settings(KeyRingSettings):
+    """Everything ddbridge reads from its environment.
+
+    Production mode (the default) refuses what only a trial may use: internal tokens shorter
+    than `MIN_TOKEN_LENGTH`, and plain-`http://` Datadog URL templates except to a loopback
+    host (a TLS-originating sidecar, or the emulator in tests), since every call carries a
+    secret. `dev` mode allows both and adds the demo sign-in.
+    """
+
+    mode: Mode = "production"
     redis_url: str
     public_url: str = "http://127.0.0.1:8000"
     client_id: str | None = None
@@ -187,10 +233,12 @@ class Settings(KeyRingSettings):
     (a cancelled drain hands its partition back at once)."""
     queue_name: str = Field(default="ddbridge", min_length=1)
     """The arq queue; deployments sharing one Redis database need different names."""
+    api_docs: Literal["off", "internal", "public"] = "internal"
+    """`/openapi.json` behind the internal token (`internal`), open with `/docs` (`public`),
+    or not served at all (`off`)."""
 
     @field_validator(
         "internal_tokens",
-        "encryption_keys",
         "extra_sites",
         "return_to_origins",
         "refresh_retry_delays",
@@ -199,6 +247,12 @@ class Settings(KeyRingSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("extra_sites")
+    @classmethod
+    def _sites_are_hosts(cls, value: list[str]) -> list[str]:
+        SiteRegistry(value)  # raises ValueError naming the domain that is not a host name
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -226,6 +280,25 @@ class Settings(KeyRingSettings):
             raise ValueError("DDBRIDGE_WEBHOOK_URL needs DDBRIDGE_WEBHOOK_SECRET to sign with")
         return self
 
+    def problems(self) -> list[str]:
+        """What production mode refuses (see the class docstring), one line each."""
+        if self.mode != "production":
+            return []
+        found = []
+        if any(len(t.get_secret_value()) < MIN_TOKEN_LENGTH for t in self.internal_tokens):
+            found.append(
+                f"DDBRIDGE_INTERNAL_TOKENS: each token needs at least {MIN_TOKEN_LENGTH} "
+                f"characters in production mode; {FIXES['internal_tokens']}"
+            )
+        for name in ("datadog_url_template", "datadog_browser_url_template"):
+            template = getattr(self, name)
+            if template is not None and not _encrypted_or_local(template):
+                found.append(
+                    f"{_variable(name)}: production mode reaches Datadog over https:// only "
+                    "(plain http:// only to a loopback host); unset it for Datadog itself"
+                )
+        return found
+
     @property
     def callback_url(self) -> str:
         """The `redirect_uri` registered with Datadog."""
@@ -239,6 +312,13 @@ class Settings(KeyRingSettings):
         return frozenset([_origin(self.public_url), *map(_origin, self.return_to_origins)])
 
 
+def _encrypted_or_local(template: str) -> bool:
+    parts = urlsplit(template.replace("{host}", "datadog-host"))
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+    )
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -250,3 +330,80 @@ def origin_of(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
         return None
     return _origin(url)
+
+
+# Refusing to start, clearly.
+
+FIXES = {
+    "database_url": "set a PostgreSQL URL, e.g. postgresql+asyncpg://USER:PASSWORD@HOST:5432/ddbridge",
+    "redis_url": "set a Redis URL, e.g. redis://HOST:6379/0",
+    "encryption_keys": "generate a key with `ddbridge keys generate` (comma-separate several "
+    "when rotating: the first encrypts)",
+    "internal_tokens": "set comma-separated bearer tokens, e.g. generated with "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+    "clients": 'set a JSON object {"<domain>": {"client_id": ..., "client_secret": ...}}',
+}
+"""What to do about a problem with a setting, beyond what its error says."""
+
+
+class SettingsInvalid(Exception):
+    """The environment cannot start ddbridge; `problems` holds one line per problem, each
+    naming the `DDBRIDGE_...` variable and the fix, never a value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+S = TypeVar("S", bound=Environment)
+
+
+def load(kind: type[S]) -> S:
+    """Read `kind` of settings from the environment; raise `SettingsInvalid` (instead of
+    pydantic's error, which would show every input) for any problem, its `problems` too."""
+    try:
+        settings = kind()
+    except ValidationError as exc:
+        problems = [_explain(error) for error in exc.errors(include_url=False, include_input=False)]
+    except SourceError as exc:  # a value that is not JSON where JSON is expected
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = field[1] if field else "?"
+        problems = [f"{_variable(name)} is not valid JSON: {FIXES.get(name, 'fix its value')}"]
+    else:
+        problems = settings.problems()
+        if not problems:
+            return settings
+    raise SettingsInvalid(problems)
+
+
+def _variable(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
+
+
+def _explain(error: ErrorDetails) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a rule across settings: its message names the variables
+        return message
+    field, *inside = (str(part) for part in error["loc"])
+    where = f" ({'/'.join(inside)})" if inside else ""
+    fix = FIXES.get(field)
+    if error["type"] == "missing":
+        return f"{_variable(field)}{where} is not set" + (f": {fix}" if fix else "")
+    return f"{_variable(field)}{where}: {message}" + (f"; {fix}" if fix and not inside else "")
+
+
+def refuse_to_start(problem: SettingsInvalid) -> NoReturn:
+    """Print one line per problem on stderr and end the process with status 2, now.
+
+    For start-ups that cannot return an exit status themselves (uvicorn's lifespan, arq's
+    `on_startup`), where an exception would be logged as a traceback; nothing is open yet.
+    """
+    print_problems(problem)
+    os._exit(2)
+
+
+def print_problems(problem: SettingsInvalid) -> None:
+    """One line per problem on stderr."""
+    for line in problem.problems:
+        print(f"ddbridge: {line}", file=sys.stderr)
+    sys.stderr.flush()

@@ -169,7 +169,7 @@ def item_timestamp(signal: Signal, item: dict[str, Any]) -> float | None:
         if isinstance(value, str):
             try:
                 return datetime.fromisoformat(value).timestamp()
-            except ValueError:
+            except (ValueError, OverflowError):
                 return None
         return None
     return float(value) if isinstance(value, int | float) else None

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from service.errors import InvalidInput, Problem
+
 US1_DOMAIN = "datadoghq.com"
 
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -58,11 +60,15 @@ KNOWN_SITES: tuple[Site, ...] = (
 )
 
 
-class UnknownSiteError(ValueError):
-    """A `site` or `domain` that is not a Datadog site ddbridge trusts."""
+class UnknownSiteError(InvalidInput):
+    """A `site` or `domain` that is not a Datadog site ddbridge trusts: 422 naming the field
+    on the internal API; the browser routes show `onboarding.unknown_site_failure` instead."""
 
     def __init__(self, field: str, value: str, reason: str) -> None:
-        super().__init__(f"{field} {value!r} is not a known Datadog site: {reason}")
+        super().__init__(
+            [Problem(f"/{field}", reason)],
+            detail=f"{field} {value!r} is not a known Datadog site: {reason}",
+        )
         self.field = field
         self.value = value
         self.reason = reason
@@ -150,9 +156,13 @@ def _is_hostname(value: str) -> bool:
 def _host_of(value: str) -> str:
     """The host of a bare host or of an `https://host` origin, refusing anything more."""
     if "://" in value:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # an unbalanced or misplaced IPv6 bracket
+            parts = None
         if (
-            parts.scheme != "https"
+            parts is None
+            or parts.scheme != "https"
             or parts.path not in ("", "/")
             or parts.query
             or parts.fragment

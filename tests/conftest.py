@@ -104,7 +104,7 @@ def stack_processes(
     env = {
         **stack.environment(),
         # A second, unused token: any configured token is accepted (rotation).
-        "DDBRIDGE_INTERNAL_TOKENS": f"{secrets.token_urlsafe(16)},{stack.internal_token}",
+        "DDBRIDGE_INTERNAL_TOKENS": f"{secrets.token_urlsafe(32)},{stack.internal_token}",
         "DDBRIDGE_RETURN_TO_ORIGINS": "https://partner.example",
         "DDBRIDGE_REFRESH_MARGIN_SECONDS": "30",
         "DDBRIDGE_BACKLOG_CAP_ITEMS": "5000",

@@ -27,8 +27,8 @@ BIN = Path(sys.executable).parent
 APP_SERVICES = ["emulator", "migrate", "api", "worker"]
 COMMANDS = {
     "migrate": ["ddbridge", "migrate"],
-    "api": ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"],
-    "worker": ["arq", "worker.main.WorkerSettings"],
+    "api": ["ddbridge", "api", "--host", "0.0.0.0", "--port", "8000"],
+    "worker": ["ddbridge", "worker"],
     "emulator": ["fakedatadog", "--host", "0.0.0.0", "--port", "8126"],
 }
 PROBED_PATHS = {"api": "/readyz", "emulator": "/_emulator/health", "worker": "/healthz"}

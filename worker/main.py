@@ -28,7 +28,7 @@ from service.delivery.drain import Outcome, drain
 from service.metrics import CRON_TICKS
 from service.models import IdempotencyKey, OAuthFlow, OutboxRow, Partition, utcnow
 from service.resources import Resources, open_resources
-from service.settings import Settings
+from service.settings import Settings, SettingsInvalid, load, refuse_to_start
 from service.signals import IDEMPOTENCY_WINDOW, Signal
 from worker import quiet
 from worker.health import HealthPort, Heartbeat
@@ -59,7 +59,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     quiet.install(CRONS.values())
     stack = AsyncExitStack()
     ctx["stack"] = stack
-    settings = Settings()
+    try:
+        settings = load(Settings)
+    except SettingsInvalid as invalid:  # `arq worker.main.WorkerSettings` would log a traceback
+        refuse_to_start(invalid)
     problem = await check_database(settings.database_url)
     if problem is not None:  # run anyway: jobs fail and are rung again until it is fixed
         log.error("database check at start-up: %s", problem.cause)

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from service import onboarding
 from service.api.deps import ResourcesDep, SessionDep
+from service.api.schemas import Text
 from service.errors import FlowFailure, NotFound
 from service.metrics import OAUTH_FLOWS
 from service.pages import Form as PageForm
@@ -202,7 +203,7 @@ async def demo_signin(site: str = "", domain: str = "") -> HTMLResponse:
 async def demo_signin_submit(
     res: ResourcesDep,
     session: SessionDep,
-    account_id: Annotated[str, Form(min_length=1, max_length=200)],
+    account_id: Annotated[Text, Form(min_length=1, max_length=200)],
     site: Annotated[str, Form()] = "",
     domain: Annotated[str, Form()] = "",
 ) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Query, Request
 
@@ -18,12 +18,11 @@ from service.api.schemas import (
     DeadLetterOut,
     ReplayedOut,
     ReplayRequest,
+    Text,
     VerifyOut,
 )
 from service.api.views import connection_view, connection_views
-from service.errors import InvalidInput
 from service.reads import read_through
-from service.sites import UnknownSiteError
 from service.verify import verify
 
 router = internal_router("internal")
@@ -34,21 +33,16 @@ async def create_authorization(
     body: AuthorizationRequest, res: ResourcesDep, session: SessionDep
 ) -> AuthorizationOut:
     """A single-use link that sends the signed-in user's browser to Datadog to authorize."""
-    try:
-        authorization = await onboarding.create_authorization(
-            session,
-            res.settings,
-            res.sites,
-            account_id=body.account_id,
-            account_label=body.account_label,
-            site=body.site,
-            domain=body.domain,
-            return_to=body.return_to,
-        )
-    except UnknownSiteError as exc:
-        raise InvalidInput(
-            str(exc), problems=[{"pointer": f"/{exc.field}", "reason": exc.reason}]
-        ) from exc
+    authorization = await onboarding.create_authorization(
+        session,
+        res.settings,
+        res.sites,
+        account_id=body.account_id,
+        account_label=body.account_label,
+        site=body.site,
+        domain=body.domain,
+        return_to=body.return_to,
+    )
     return AuthorizationOut(
         authorize_url=authorization.authorize_url, expires_at=authorization.expires_at
     )
@@ -56,7 +50,7 @@ async def create_authorization(
 
 @router.get("/connections")
 async def list_connections(
-    session: SessionDep, account_id: str | None = Query(default=None, max_length=200)
+    session: SessionDep, account_id: Annotated[Text | None, Query(max_length=200)] = None
 ) -> list[ConnectionOut]:
     """Connections (all, or one account's) with their delivery counters."""
     return await connection_views(session, account_id)

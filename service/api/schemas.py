@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.deliveries import PartitionStats
 from service.models import Connection, ConnectionEvent, DeadLetter
 from service.verify import Check
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""A string that can be stored: PostgreSQL text holds anything but NUL."""
+
+MAX_ID = 2**63 - 1
+"""The largest id PostgreSQL's bigint holds."""
+MAX_REPLAY_IDS = 1000
+"""Dead letters one replay names at most (a page of `GET .../dead_letters`)."""
+
+
 class AuthorizationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account_id: str = Field(min_length=1, max_length=200)
-    account_label: str | None = Field(default=None, min_length=1, max_length=200)
+    account_id: Text = Field(min_length=1, max_length=200)
+    account_label: Text | None = Field(default=None, min_length=1, max_length=200)
     """What the person sees before leaving for Datadog ("Acme Corp (alice@acme.example)")."""
-    site: str | None = Field(default=None, max_length=255)
-    domain: str | None = Field(default=None, max_length=100)
-    return_to: str | None = Field(default=None, max_length=2000)
+    site: Text | None = Field(default=None, max_length=255)
+    domain: Text | None = Field(default=None, max_length=100)
+    return_to: Text | None = Field(default=None, max_length=2000)
 
 
 class AuthorizationOut(BaseModel):
@@ -64,8 +80,10 @@ class DeadLetterOut(BaseModel):
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] | None = None
-    """Dead letters to replay; all not yet replayed when absent."""
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
+        default=None, max_length=MAX_REPLAY_IDS
+    )
+    """Dead letters to replay (at most `MAX_REPLAY_IDS`); all not yet replayed when absent."""
 
 
 class ReplayedOut(BaseModel):

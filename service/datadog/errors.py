@@ -7,7 +7,13 @@ the same request cannot help. Messages carry Datadog's own error texts, never cr
 
 from __future__ import annotations
 
+import math
+
 import httpx
+
+MAX_WAIT_SECONDS = 3600.0
+"""The longest wait taken on Datadog's word (`X-RateLimit-Reset`, `Retry-After`): an hour,
+the longest the worker pauses anything. A larger, infinite or negative value is capped."""
 
 
 class DatadogError(Exception):
@@ -99,12 +105,15 @@ def _parse_body(response: httpx.Response) -> tuple[str | None, str | None, list[
 
 
 def _reset_seconds(response: httpx.Response) -> float | None:
-    """`X-RateLimit-Reset` (seconds until the window resets), else `Retry-After` seconds."""
+    """`X-RateLimit-Reset` (seconds until the window resets), else `Retry-After` seconds,
+    within [0, `MAX_WAIT_SECONDS`]; None when neither is a number."""
     for header in ("x-ratelimit-reset", "retry-after"):
         value = response.headers.get(header)
         if value is not None:
             try:
-                return max(0.0, float(value))
+                seconds = float(value)
             except ValueError:
                 continue
+            if not math.isnan(seconds):
+                return min(max(0.0, seconds), MAX_WAIT_SECONDS)
     return None

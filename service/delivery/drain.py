@@ -52,8 +52,10 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAYS = [1, 2, 5, 15, 60, 300]
 """Seconds to wait after the 1st, 2nd, ... consecutive transient failure (then the last)."""
+MAX_PAUSE_SECONDS = 3600.0
+"""No pause is longer: a partition is tried again within the hour whatever Datadog said."""
 NOT_FOUND_HOLD_AFTER = 5
-"""Consecutive 404s (wrong host) after which the partition is held for an hour."""
+"""Consecutive 404s (wrong host) after which the partition is held for `MAX_PAUSE_SECONDS`."""
 UNCLEAR_LOOKUP_DELAY = 5.0
 """Seconds before looking up an incident whose send had an unclear outcome: Datadog may
 still be creating it after the client gave up."""
@@ -91,14 +93,17 @@ class _Held(Exception):
 
 
 def backoff(failures: int, rate_limit_reset: float | None = None) -> float:
-    """Seconds until the next try after `failures` consecutive failures, with jitter.
+    """Seconds until the next try after `failures` consecutive failures, with jitter, at most
+    `MAX_PAUSE_SECONDS`.
 
     A 429 waits what Datadog's `X-RateLimit-Reset` says (plus up to 20%, so partitions do not
     return in step), not the growing schedule: the window's end is known.
     """
     if rate_limit_reset is not None:
-        return max(rate_limit_reset, 0.5) * random.uniform(1.0, 1.2)  # noqa: S311
-    return RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)] * random.uniform(0.8, 1.2)  # noqa: S311
+        delay = max(rate_limit_reset, 0.5) * random.uniform(1.0, 1.2)  # noqa: S311
+    else:
+        delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)] * random.uniform(0.8, 1.2)  # noqa: S311
+    return min(delay, MAX_PAUSE_SECONDS)
 
 
 async def drain(res: Resources, connection_id: uuid.UUID, signal: Signal) -> DrainResult:
@@ -312,7 +317,7 @@ class _Drainer:
         cause = str(exc.status or "transport")
         RETRIED.labels(**self.labels, cause=cause).inc()
         reset = exc.retry_after if exc.status == 429 else None
-        delay = max(backoff(self.failures, reset), at_least)
+        delay = min(max(backoff(self.failures, reset), at_least), MAX_PAUSE_SECONDS)
         if exc.status == 404 and self.failures + 1 >= NOT_FOUND_HOLD_AFTER:
-            delay = 3600.0
+            delay = MAX_PAUSE_SECONDS
         raise _Pause(utcnow() + timedelta(seconds=delay), exc.description)

@@ -1,38 +1,35 @@
 """Turn a send body into validated items, or every problem with its JSON pointer.
 
-Each signal's body is parsed once (orjson), validated against the models in
-`service.intake.models`, checked against Datadog's time windows, and cut into items: the
-units one Datadog request batches (series, log lines, events, checks, an incident, OTLP
-resource spans). Items keep the partner's own JSON.
+Each signal's body is parsed once (orjson), checked for depth (`MAX_DEPTH`), validated
+against the models in `service.intake.models`, checked against Datadog's time windows, and
+cut into items: the units one Datadog request batches (series, log lines, events, checks, an
+incident, OTLP resource spans). Items keep the partner's own JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from service.errors import InvalidInput, Problem
 from service.intake import models
 from service.signals import SPECS, STAMP_FIELDS, Signal, item_timestamp
 
 FUTURE_LIMIT_SECONDS = 600  # metric points: at most 10 minutes ahead
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    pointer: str
-    reason: str
-
-
-class InvalidBodyError(ValueError):
-    """The body cannot be accepted; `problems` lists every reason with its JSON pointer."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        super().__init__(f"{len(problems)} problem(s)")
-        self.problems = list(problems)
+LATEST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+"""The last second a timestamp may name: later ones are no time ddbridge (or Python's
+datetime) can hold, whatever Datadog would make of them."""
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects a send body may have, the body itself being
+level 1. Datadog asks for log attributes nested less than 10 levels and OpenTelemetry caps
+attribute values at 64; JSON deeper than 254 levels is more than orjson writes back out."""
+_ORJSON_DEPTH = 254
+"""The deepest document `orjson.dumps` writes (it refuses anything deeper)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +44,49 @@ class Items:
 
 
 def parse(signal: Signal, body: bytes, now: float) -> Items:
-    """Validate a whole body; raise `InvalidBodyError` listing every problem found."""
+    """Validate a whole body; raise `InvalidInput` listing every problem found."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidBodyError([Problem("", f"malformed JSON: {exc}")]) from exc
+        raise InvalidInput([Problem("", f"malformed JSON: {exc}")]) from exc
+    _check_depth(document)
     return _PARSERS[signal](document, now)
+
+
+def _check_depth(document: Any) -> None:
+    """Refuse a document nested deeper than `MAX_DEPTH`, naming the first container too deep.
+
+    The check is orjson's own (in C, about as fast as serializing the body once): the
+    document wrapped in `_ORJSON_DEPTH - MAX_DEPTH` arrays is writable only if it is at most
+    `MAX_DEPTH` deep. Only a refused document is walked, to find the pointer.
+    """
+    wrapped = document
+    for _ in range(_ORJSON_DEPTH - MAX_DEPTH):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        where = _too_deep(document)
+        if where is None:
+            raise
+        raise InvalidInput(
+            [Problem(pointer(where), f"nested deeper than {MAX_DEPTH} levels")]
+        ) from None
+
+
+def _too_deep(document: Any) -> list[int | str] | None:
+    """The path to the first array or object below level `MAX_DEPTH` (walked without
+    recursion: orjson parses up to 1024 levels, more than Python's call stack holds)."""
+    todo: list[tuple[Any, list[int | str]]] = [(document, [])]
+    while todo:
+        value, path = todo.pop()
+        if not isinstance(value, dict | list):
+            continue
+        if len(path) >= MAX_DEPTH:
+            return path
+        children = value.items() if isinstance(value, dict) else enumerate(value)
+        todo.extend((child, [*path, key]) for key, child in reversed(list(children)))
+    return None
 
 
 # Timestamps: where each signal keeps them, and Datadog's windows.
@@ -73,6 +107,8 @@ def _check_window(signal: Signal, stamp: Stamp, now: float, problems: list[Probl
         problems.append(Problem(pointer, f"older than {age}: Datadog's intake no longer takes it"))
     elif signal is Signal.METRICS and seconds > now + FUTURE_LIMIT_SECONDS:
         problems.append(Problem(pointer, "more than 10 minutes in the future"))
+    elif seconds > LATEST_TIMESTAMP:
+        problems.append(Problem(pointer, "after 9999-12-31T23:59:59Z: not a time"))
 
 
 # Validation.
@@ -82,7 +118,7 @@ def _validate(adapter: TypeAdapter[Any], document: Any) -> None:
     try:
         adapter.validate_python(document)
     except ValidationError as exc:
-        raise InvalidBodyError(
+        raise InvalidInput(
             [Problem(pointer(error["loc"]), error["msg"]) for error in exc.errors()]
         ) from exc
 
@@ -94,7 +130,7 @@ def pointer(loc: Sequence[int | str]) -> str:
 
 def _raise_if(problems: list[Problem]) -> None:
     if problems:
-        raise InvalidBodyError(problems)
+        raise InvalidInput(problems)
 
 
 # One parser per signal.
@@ -133,12 +169,12 @@ def _array_parser(
         if single_allowed and isinstance(document, dict):
             try:
                 return parse_array([document], now)
-            except InvalidBodyError as exc:  # point into the object, not a made-up array
-                raise InvalidBodyError(
+            except InvalidInput as exc:  # point into the object, not a made-up array
+                raise InvalidInput(
                     [Problem(p.pointer.removeprefix("/0"), p.reason) for p in exc.problems]
                 ) from exc
         if not isinstance(document, list) or not document:
-            raise InvalidBodyError([Problem("", f"must be a non-empty array of {what}")])
+            raise InvalidInput([Problem("", f"must be a non-empty array of {what}")])
         _validate(adapter, document)
         problems: list[Problem] = []
         oldest: list[float | None] = []
@@ -160,7 +196,7 @@ def _incident(document: Any, _now: float) -> Items:
     _validate(_INCIDENT, document)
     attributes = document["data"]["attributes"]
     if attributes["customer_impacted"] and not attributes.get("customer_impact_scope"):
-        raise InvalidBodyError(
+        raise InvalidInput(
             [
                 Problem(
                     "/data/attributes/customer_impact_scope",
@@ -178,7 +214,7 @@ def _traces(document: Any, _now: float) -> Items:
     _validate(_TRACES, document)
     resource_spans = document["resourceSpans"]
     if not resource_spans:
-        raise InvalidBodyError([Problem("/resourceSpans", "at least one resource is required")])
+        raise InvalidInput([Problem("/resourceSpans", "at least one resource is required")])
     spans = sum(len(scope["spans"]) for rs in resource_spans for scope in rs["scopeSpans"])
     return Items(resource_spans, [None] * len(resource_spans), spans)
 
