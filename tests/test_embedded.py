@@ -150,6 +150,7 @@ def test_ddbridge_api_stops_its_embedded_servers_on_sigterm_as_on_ctrl_c(
         if name not in ("DDBRIDGE_DATABASE_URL", "DDBRIDGE_REDIS_URL")
     }
     env |= {
+        "DDBRIDGE_MODE": "dev",  # production mode refuses embedded servers
         "DDBRIDGE_INTERNAL_TOKENS": "token",
         "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
         "DDBRIDGE_CLIENT_ID": "client",

@@ -24,6 +24,7 @@ from service.settings import DatabaseSettings
 from tests.support.stack import asyncpg_dsn
 
 REPO = processes.REPO_ROOT
+NEWCOMER_TOKEN = secrets.token_urlsafe(32)
 
 
 def _run(
@@ -106,7 +107,7 @@ def _app_settings(database_url: str, redis_url: str) -> dict[str, str]:
     return {
         "DDBRIDGE_DATABASE_URL": database_url,
         "DDBRIDGE_REDIS_URL": redis_url,
-        "DDBRIDGE_INTERNAL_TOKENS": "newcomer-token",
+        "DDBRIDGE_INTERNAL_TOKENS": NEWCOMER_TOKEN,
         "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
         "DDBRIDGE_CLIENT_ID": "client",
         "DDBRIDGE_CLIENT_SECRET": "secret",
@@ -188,7 +189,7 @@ async def test_a_wrong_database_answers_internal_routes_with_json_503(
         await asyncio.to_thread(processes.wait_until_answers, api, f"{url}/healthz")
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             answer = await http.get(
-                "/internal/v1/connections", headers={"Authorization": "Bearer newcomer-token"}
+                "/internal/v1/connections", headers={"Authorization": f"Bearer {NEWCOMER_TOKEN}"}
             )
             ready = await http.get("/readyz")
     finally:
