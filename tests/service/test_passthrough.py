@@ -352,3 +352,41 @@ async def test_each_call_and_each_monitors_read_leaves_an_audit_line_and_a_count
     assert re.search(r"operation=unknown status=404 duration_ms=[0-9.]+$", lines[1])
     assert re.search(r"operation=v1\.ListMonitors status=200 duration_ms=[0-9.]+$", lines[2])
     assert all("/api/v1" not in line for line in lines), "no path in the audit line"
+
+
+async def test_an_operation_taking_one_of_several_scopes_names_them_all(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, _ = await stack.connected(account_id)
+
+    refused = await stack.api.post(
+        f"/internal/v1/connections/{connection_id}/datadog/api/v1/dashboard/public",
+        json={"dashboard_id": "abc-def-ghi", "dashboard_type": "custom_timeboard"},
+    )
+
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "missing_scope"
+    assert refused.json()["any_of"] == [
+        ["dashboards_public_share"],
+        ["dashboards_embed_share"],
+        ["dashboards_invite_share"],
+    ]
+    assert await stack.datadog_requests(path="/api/v1/dashboard/public") == []
+
+
+async def test_a_disconnected_connection_is_409_and_nothing_is_sent(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, _ = await stack.connected(account_id)
+    assert (await stack.api.delete(f"/internal/v1/connections/{connection_id}")).status_code == 200
+
+    refused = await stack.api.get(
+        f"/internal/v1/connections/{connection_id}/datadog/api/v1/monitor"
+    )
+
+    assert refused.status_code == 409, refused.text
+    assert (refused.json()["error"], refused.json()["status"]) == (
+        "connection_not_deliverable",
+        "disconnected",
+    )
+    assert await stack.datadog_requests(path="/api/v1/monitor") == []
