@@ -7,7 +7,7 @@ from typing import Any
 
 from service import credentials
 from service.credentials import DatadogDown, GrantGone, NotDeliverable, OperationRefused
-from service.datadog.errors import DatadogUnavailable
+from service.datadog.errors import DatadogRejected, DatadogUnavailable
 from service.errors import ServiceError
 from service.resources import Resources
 
@@ -19,14 +19,21 @@ class ReadRefused(ServiceError):
     code = "operation_refused"
 
 
+class ReadRejected(ServiceError):
+    """Datadog refused the read as asked (a query parameter it does not take, say)."""
+
+    status_code = 400
+    code = "read_rejected"
+
+
 async def read_through(
     res: Resources, connection_id: uuid.UUID, path: str, scope: str, params: dict[str, str]
 ) -> Any:
     """GET `path` on the org's API host with its token, if the grant holds `scope`.
 
     Raises `MissingScope` (403, before any request), `NotDeliverable` (409), `ReadRefused`
-    (403: not permitted even after a refresh; the connection stays as it was) or
-    `DatadogDown` (503).
+    (403: not permitted even after a refresh; the connection stays as it was),
+    `ReadRejected` (400: Datadog refused the request itself) or `DatadogDown` (503).
     """
     creds = await _opened(res, connection_id, scope)
     try:
@@ -42,6 +49,10 @@ async def read_through(
         raise NotDeliverable("the org must re-authorize; nothing was read") from gone
     except DatadogUnavailable as exc:
         raise DatadogDown(f"Datadog could not answer: {exc.description}") from exc
+    except DatadogRejected as exc:
+        raise ReadRejected(
+            f"Datadog refused this read ({exc.status}): {exc.description}", errors=exc.errors
+        ) from exc
 
 
 async def _opened(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from service.api.deps import ResourcesDep
@@ -22,7 +24,18 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class ReadinessOut(BaseModel):
+    database: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable"]
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": ReadinessOut, "description": "both answer"},
+        503: {"model": ReadinessOut, "description": "one of them does not"},
+    },
+)
 async def readyz(res: ResourcesDep) -> JSONResponse:
     """200 when both PostgreSQL and Redis answer within 2 s, else 503 naming what failed."""
     checks = {"database": _database(res), "redis": _redis(res)}
@@ -35,7 +48,7 @@ async def readyz(res: ResourcesDep) -> JSONResponse:
     return JSONResponse(status, status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(res: ResourcesDep) -> Response:
     """This process's counters, plus the outbox backlog read from PostgreSQL now.
 
