@@ -115,3 +115,32 @@ async def test_keys_rotate_reseals_every_secret_and_delivery_goes_on(
 
 def _raw(key: str) -> bytes:
     return base64.urlsafe_b64decode(key)
+
+
+async def test_replay_of_an_id_outside_the_database_is_refused_by_name(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, _ = await stack.connected(account_id)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "deadletters",
+        "replay",
+        connection_id,
+        "1",
+        str(2**63),
+        cwd=REPO_ROOT,
+        env={**os.environ, "DDBRIDGE_DATABASE_URL": stack.database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+
+    said = " ".join(err.decode().replace("│", " ").split())  # typer draws a box around it
+    assert process.returncode == 2, said
+    assert (
+        "Invalid value for ids: 1: Input should be less than or equal to 9223372036854775807"
+        in said
+    )
+    assert "Traceback" not in said
