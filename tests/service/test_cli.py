@@ -135,7 +135,7 @@ async def test_replay_of_an_id_outside_the_database_is_refused_by_name(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate()
+    _, err = await process.communicate()
 
     said = " ".join(err.decode().replace("│", " ").split())  # typer draws a box around it
     assert process.returncode == 2, said
