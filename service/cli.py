@@ -23,10 +23,11 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 import uvicorn
 from arq.worker import run_worker
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import deliveries, devenv, metrics
-from service.api.schemas import DeadLetterOut
+from service.api.schemas import DeadLetterOut, ReplayRequest
 from service.api.views import connection_view, connection_views
 from service.crypto import generate_key
 from service.db import create_engine, create_sessionmaker, migrate
@@ -244,6 +245,11 @@ def deadletters_replay(
     ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids; all when none")] = None,
 ) -> None:
     """Put a connection's dead letters back in the outbox (the worker's reconciler sends them)."""
+    try:
+        ReplayRequest(ids=ids)  # the API's bounds: ids within bigint, at most MAX_REPLAY_IDS
+    except ValidationError as exc:
+        reasons = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors(include_input=False))
+        raise typer.BadParameter(reasons, param_hint="ids") from None
     replayed = _with_session(lambda session: deliveries.replay(session, connection_id, ids))
     for _, signal_name, items in replayed:
         typer.echo(f"replayed {items} {signal_name} item(s)")

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any, TypedDict
 
 from fastapi import FastAPI, Request, Response
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api import browser, docs, internal, ops, passthrough, sends
 from service.api.guard import PREFIX
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for database_error in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(database_error, _database_unavailable)
     app.middleware("http")(_log_request)
@@ -90,6 +93,22 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [Problem(_pointer(error["loc"]), error["msg"]) for error in exc.errors()]
     return await _service_error(request, InvalidInput(problems))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's own refusals in the error body's shape: 404 and 405 from
+    routing, and 400 for a body FastAPI cannot decode (not UTF-8, say), which is a 422 here
+    as it is on the send routes."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        problem = Problem("", "malformed body: it does not decode as JSON")
+        return await _service_error(request, InvalidInput([problem]))
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    return JSONResponse(
+        {"error": code, "detail": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:

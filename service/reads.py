@@ -24,10 +24,10 @@ class ReadRefused(ServiceError):
 
 
 class ReadRejected(ServiceError):
-    """Datadog rejected the read itself (a 4xx that retrying cannot change)."""
+    """Datadog refused the read as asked (a query parameter it does not take, say)."""
 
-    status_code = 502
-    code = "datadog_rejected"
+    status_code = 400
+    code = "read_rejected"
 
 
 async def read_through(res: Resources, connection_id: uuid.UUID, path: str, query: str) -> Any:
@@ -35,7 +35,8 @@ async def read_through(res: Resources, connection_id: uuid.UUID, path: str, quer
 
     Raises the pass-through's refusals (`MissingScope` and the rest, before any request),
     `ReadRefused` (403: not permitted even after a refresh; the connection stays as it was),
-    `DatadogDown` (503: transient, or Datadog unreachable) or `ReadRejected` (502).
+    `DatadogDown` (503: transient, or Datadog unreachable) or `ReadRejected` (400: Datadog
+    refused the request itself, its `errors` passed on).
     """
     outbound = Outbound("GET", path, query, {"accept": "application/json"}, b"")
     answer = await forward(res, connection_id, outbound)
@@ -54,5 +55,6 @@ async def read_through(res: Resources, connection_id: uuid.UUID, path: str, quer
             f"Datadog could not answer: {error.description}", retry_after=error.retry_after
         )
     raise ReadRejected(
-        f"Datadog rejected the read: {error.description}", datadog_status=answer.status
+        f"Datadog refused this read ({answer.status}): {error.description}",
+        errors=error.errors,
     )

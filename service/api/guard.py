@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
 from service.api.deps import get_resources
+from service.api.schemas import error_answers
 from service.errors import ServiceError, Unauthorized
 from service.settings import Settings
 
@@ -121,14 +122,19 @@ class InternalRoute(APIRoute):
 
 
 def internal_router(tag: str, route_class: type[InternalRoute] = InternalRoute) -> APIRouter:
-    """A router under `/internal/v1` whose routes are all `route_class`; the bearer scheme is
-    declared for the OpenAPI description (the check itself is the route's)."""
+    """A router under `/internal/v1` whose routes are all `route_class`; the bearer scheme and
+    the door's answers (401, 413, 422, 503) are declared for the OpenAPI description (the
+    checks themselves are the route's)."""
     return APIRouter(
         prefix=PREFIX,
         route_class=route_class,
-        dependencies=[Security(HTTPBearer(auto_error=False))],
+        dependencies=[Security(HTTPBearer(auto_error=False, description=BEARER))],
         tags=[tag],
+        responses=error_answers(401, 413, 422, 503),
     )
+
+
+BEARER = "One of `DDBRIDGE_INTERNAL_TOKENS`, checked before a byte of the body is read."
 
 
 def _declared_length(request: Request) -> int | None:

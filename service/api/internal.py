@@ -20,6 +20,7 @@ from service.api.schemas import (
     ReplayRequest,
     Text,
     VerifyOut,
+    error_answers,
 )
 from service.api.views import connection_view, connection_views
 from service.reads import read_through
@@ -56,13 +57,13 @@ async def list_connections(
     return await connection_views(session, account_id)
 
 
-@router.get("/connections/{connection_id}")
+@router.get("/connections/{connection_id}", responses=error_answers(404))
 async def get_connection(connection_id: uuid.UUID, session: SessionDep) -> ConnectionOut:
     """One connection with its delivery counters and status history."""
     return await connection_view(session, connection_id)
 
 
-@router.delete("/connections/{connection_id}")
+@router.delete("/connections/{connection_id}", responses=error_answers(404))
 async def delete_connection(
     connection_id: uuid.UUID, res: ResourcesDep, session: SessionDep
 ) -> ConnectionOut:
@@ -71,7 +72,7 @@ async def delete_connection(
     return await connection_view(session, connection_id)
 
 
-@router.get("/connections/{connection_id}/dead_letters")
+@router.get("/connections/{connection_id}/dead_letters", responses=error_answers(404))
 async def list_dead_letters(
     connection_id: uuid.UUID, session: SessionDep, limit: int = Query(default=100, ge=1, le=1000)
 ) -> list[DeadLetterOut]:
@@ -81,7 +82,7 @@ async def list_dead_letters(
     return [DeadLetterOut.of(letter) for letter in letters]
 
 
-@router.post("/connections/{connection_id}/dead_letters/replay")
+@router.post("/connections/{connection_id}/dead_letters/replay", responses=error_answers(404))
 async def replay_dead_letters(
     connection_id: uuid.UUID, body: ReplayRequest, res: ResourcesDep, session: SessionDep
 ) -> list[ReplayedOut]:
@@ -93,7 +94,7 @@ async def replay_dead_letters(
     return [ReplayedOut(signal=signal, items=items) for _, signal, items in replayed]
 
 
-@router.post("/connections/{connection_id}/verify")
+@router.post("/connections/{connection_id}/verify", responses=error_answers(404))
 async def verify_connection(
     connection_id: uuid.UUID, res: ResourcesDep, session: SessionDep
 ) -> VerifyOut:
@@ -102,7 +103,7 @@ async def verify_connection(
     return VerifyOut.of(connection_id, await verify(res, connection_id))
 
 
-@router.get("/connections/{connection_id}/monitors")
+@router.get("/connections/{connection_id}/monitors", responses=error_answers(400, 403, 404, 409))
 async def list_monitors(connection_id: uuid.UUID, request: Request, res: ResourcesDep) -> Any:
     """The org's monitors, read with its token (scope `monitors_read`); query passed through.
     The same read as the pass-through's `GET .../datadog/api/v1/monitor`, with ddbridge's

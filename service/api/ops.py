@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
 from service.api.deps import DrainDep, ResourcesDep
@@ -22,7 +24,19 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class ReadinessOut(BaseModel):
+    database: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable"]
+    status: Literal["draining"] | None = None
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"model": ReadinessOut, "description": "both answer"},
+        503: {"model": ReadinessOut, "description": "one of them does not, or draining"},
+    },
+)
 async def readyz(res: ResourcesDep, drain: DrainDep) -> JSONResponse:
     """200 when both PostgreSQL and Redis answer within 2 s, else 503 naming what failed;
     503 with `"status": "draining"` once the process is shutting down."""
@@ -38,7 +52,7 @@ async def readyz(res: ResourcesDep, drain: DrainDep) -> JSONResponse:
     return JSONResponse(status, status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(res: ResourcesDep) -> Response:
     """The API's counters (every API process's, with `PROMETHEUS_MULTIPROC_DIR`), plus the
     outbox backlog read from PostgreSQL now.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -26,6 +26,50 @@ MAX_ID = 2**63 - 1
 """The largest id PostgreSQL's bigint holds."""
 MAX_REPLAY_IDS = 1000
 """Dead letters one replay names at most (a page of `GET .../dead_letters`)."""
+
+
+class ProblemOut(BaseModel):
+    pointer: str
+    """RFC 6901 JSON pointer into the body, or `/query/<name>`, `/header/<name>`, `/path/<name>`."""
+    reason: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: a stable code, a sentence, and what else the error carries
+    (`problems` on 422, `status` on 409, `limit` on 413, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: str
+    problems: list[ProblemOut] | None = None
+
+
+ERROR_MEANINGS = {
+    400: "Datadog refused what was asked of it (its reasons in `detail`)",
+    401: "no valid internal bearer token; nothing was read",
+    403: "a scope this call needs was not granted, or Datadog refused it",
+    404: "no such connection",
+    409: "the connection cannot do this now (its `status` says why); nothing was accepted",
+    413: "the body is over its limit (`limit`); nothing was accepted",
+    422: "invalid input, every problem listed with its pointer; nothing was accepted",
+    429: "the connection's backlog is full; retry after `Retry-After` seconds",
+    503: "busy, or the database or Datadog is unavailable; nothing was accepted; retry "
+    "after `Retry-After` seconds",
+}
+
+
+def error_answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring these error statuses with the error body."""
+    return {
+        status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses
+    }
+
+
+class AcceptedOut(BaseModel):
+    accepted: int
+    """Points for metrics, spans for traces, items otherwise."""
+    batch_id: uuid.UUID
 
 
 class AuthorizationRequest(BaseModel):

@@ -1,4 +1,8 @@
-"""Send routes: one per signal, each body in Datadog's own format, answering 202 once committed."""
+"""Send routes: one per signal, each body in Datadog's own format, answering 202 once committed.
+
+A send's body is read raw and parsed by `service.intake.parse` (not by FastAPI), so each route
+declares its body's schema itself, from the same models (`service.intake.models`).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,44 @@ from typing import Annotated, Any
 
 from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 
 from service.api.deps import ResourcesDep, SessionDep, get_drain
 from service.api.guard import InternalRoute, internal_router
+from service.api.schemas import AcceptedOut, error_answers
+from service.intake import models
 from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
 from service.settings import Settings
-from service.signals import Signal
+from service.signals import SPECS, Signal
+
+BODIES: dict[Signal, Any] = {
+    Signal.METRICS: models.MetricPayload,
+    Signal.LOGS: list[models.HTTPLogItem],
+    Signal.EVENTS: models.EventCreateRequest | list[models.EventCreateRequest],
+    Signal.SERVICE_CHECKS: list[models.ServiceCheck],
+    Signal.INCIDENTS: models.IncidentCreateRequest,
+    Signal.TRACES: models.ExportTraceServiceRequest,
+}
+"""What each send's body is, for its description (the parser validates the same models)."""
+
+
+def body_schema(signal: Signal) -> dict[str, Any]:
+    """The JSON schema of a send body, self-contained (the models' `$defs` inlined)."""
+    schema = TypeAdapter(BODIES[signal]).json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 class SendRoute(InternalRoute):
@@ -62,12 +98,23 @@ def _route(signal: Signal) -> None:
         return JSONResponse(answer, status_code=202)
 
     send.__doc__ = f"Accept {signal.value} in Datadog's format for delivery to the org."
+    statuses = (404, 409, 429) if SPECS[signal].scope is None else (403, 404, 409, 429)
     router.add_api_route(
         f"/connections/{{connection_id}}/{signal.value}",
         send,
         methods=["POST"],
         status_code=202,
         name=f"send_{signal.value}",
+        responses={
+            202: {"model": AcceptedOut, "description": "committed: it will be delivered"},
+            **error_answers(*statuses),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body_schema(signal)}},
+            }
+        },
     )
 
 

@@ -208,3 +208,32 @@ async def test_keys_rotate_while_deliveries_run_fails_nothing(
     [sealing, opening, *_] = status.splitlines()
     assert sealing.split()[:2] == [key_id(_raw(first)).hex(), "sealing"]
     assert opening.split() == [key_id(_raw(second)).hex(), "opening", "0", "secret(s)"]
+
+
+async def test_replay_of_an_id_outside_the_database_is_refused_by_name(
+    stack: Stack, account_id: str
+) -> None:
+    connection_id, _ = await stack.connected(account_id)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        "deadletters",
+        "replay",
+        connection_id,
+        "1",
+        str(2**63),
+        cwd=REPO_ROOT,
+        env={**os.environ, "DDBRIDGE_DATABASE_URL": stack.database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+
+    said = " ".join(err.decode().replace("│", " ").split())  # typer draws a box around it
+    assert process.returncode == 2, said
+    assert (
+        "Invalid value for ids: 1: Input should be less than or equal to 9223372036854775807"
+        in said
+    )
+    assert "Traceback" not in said

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,16 @@ class Stack:
             yield browser
 
     # The emulator.
+
+    @contextmanager
+    def no_new_traceback(self) -> Iterator[None]:
+        """Fail if the API or the worker logs a traceback while the block runs."""
+        logs = [child for child in self.children if child.name in ("api", "worker")]
+        before = {child.name: len(child.output()) for child in logs}
+        yield
+        for child in logs:
+            added = child.output()[before[child.name] :]
+            assert "Traceback" not in added, f"{child.name} logged a traceback:\n{added}"
 
     async def reset_emulator(self) -> None:
         (await self.emu.post("/_emulator/reset")).raise_for_status()
