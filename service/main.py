@@ -15,10 +15,11 @@ from typing import Any, TypedDict
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service.api import browser, internal, ops, sends
+from service.api import browser, internal, ops, otlp, sends
+from service.db import database_is_down
 from service.errors import ServiceError
 from service.intake.parse import InvalidBodyError, pointer
 from service.resources import Resources, open_resources
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser.router)
     app.include_router(internal.router)
     app.include_router(sends.router)
+    app.include_router(otlp.router)
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -83,17 +85,6 @@ def _problems(problems: list[dict[str, str]]) -> Response:
         },
         status_code=422,
     )
-
-
-def database_is_down(exc: BaseException) -> bool:
-    """Whether an error means PostgreSQL is unreachable, shutting down or starting up
-    (SQLSTATE classes 08 and 57P), as opposed to a bug or a constraint violation."""
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError, OSError)):
-        return True
-    if isinstance(exc, DBAPIError):
-        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-        return exc.connection_invalidated or sqlstate.startswith(("08", "57P"))
-    return False
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> Response:

@@ -12,7 +12,7 @@ from service.api.deps import ResourcesDep, SessionDep
 from service.api.guard import InternalRoute, internal_router
 from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
 from service.settings import Settings
-from service.signals import Signal
+from service.signals import OTLP_SIGNALS, Signal
 
 
 class SendRoute(InternalRoute):
@@ -61,4 +61,5 @@ def _route(signal: Signal) -> None:
 
 
 for _signal in Signal:
-    _route(_signal)
+    if _signal not in OTLP_SIGNALS:  # taken as OpenTelemetry exports them: `service.api.otlp`
+        _route(_signal)

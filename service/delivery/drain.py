@@ -231,7 +231,7 @@ class _Drainer:
             return
         [row] = rows
         if row.item_count > 1:
-            first, second, n1, n2 = split_items(row.items)
+            first, second, n1, n2 = split_items(self.spec, row.items)
             for part in await self.store.replace(row, [(first, n1), (second, n2)]):
                 await self._deliver([part])
             return
