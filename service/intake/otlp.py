@@ -122,11 +122,8 @@ def prepare(kind: Kind, room: int, export: Export, max_decoded: int) -> Prepared
         serialized = [raw]
     else:
         serialized = [piece.SerializeToString() for piece in pieces]
-    chunks = [
-        Chunk(body, kind.count(piece), None)
-        for body, piece in zip(serialized, pieces, strict=True)
-        if kind.count(piece)
-    ]
+    counted = [(body, kind.count(piece)) for body, piece in zip(serialized, pieces, strict=True)]
+    chunks = [Chunk(body, count, None) for body, count in counted if count]
     reasons = list(dict.fromkeys(reason for _, reason in refusals))
     extra: dict[str, Any] = {"rejected": len(refusals), "rejection": ""}
     if refusals:

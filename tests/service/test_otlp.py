@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import secrets
 import time
 from typing import Any
 
@@ -220,6 +221,26 @@ async def test_failures_are_statuses_in_the_request_encoding(stack: Stack, accou
     assert wrong_type.json()["message"].startswith("Content-Type 'text/plain' is not an OTLP/HTTP")
     assert (unknown.status_code, unknown.headers["content-type"]) == (404, PROTOBUF)
     assert _reason(status_pb2.Status.FromString(unknown.content)) == "not_found"
+
+
+async def test_an_export_over_datadogs_limit_goes_as_requests_within_it(
+    stack: Stack, account_id: str
+) -> None:
+    """7 MB of spans in one export: cut into rows under the trace intake's 3.2 MB, so every
+    request Datadog gets is within its limit (the emulator refuses any over it with 413)."""
+    connection_id, dd_oid = await stack.connected(account_id)
+    request = _trace_request(700)
+    for index, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        span.attributes.add(key="payload").value.string_value = secrets.token_hex(5000)
+        span.name = f"op-{index}"
+
+    answer = await _post(stack, connection_id, "traces", request.SerializeToString())
+
+    assert answer.status_code == 200, answer.text
+    assert len(await stack.wait_received(dd_oid, "traces", 700, deadline_seconds=60)) == 700
+    statuses = [r["status"] for r in await stack.datadog_requests(path="/v1/traces")]
+    assert len(statuses) >= 3
+    assert set(statuses) == {200}
 
 
 async def test_a_413_from_datadog_splits_protobuf_rows(stack: Stack, account_id: str) -> None:
