@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import secrets
 import threading
 import time
@@ -245,13 +246,15 @@ async def _bench(stack: Stack, options: Options, out: report.Printer) -> None:
         ]
         shape = f"{options.processes} processes x {options.threads} threads"
         out(f"... direct: {options.spans:,} spans from {shape}")
+        load = [os.getloadavg()[0]]
         runs = [await _run("SDK -> Datadog (emulator)", stack, emu, by_direct, options)]
         out(f"... through ddbridge: {options.spans:,} spans from {shape}")
         runs.append(await _run("SDK -> ddbridge -> Datadog", stack, emu, by_ddbridge, options))
-    _print(out, runs)
+        load.append(os.getloadavg()[0])
+    _print(out, runs, load)
 
 
-def _print(out: report.Printer, runs: list[Run]) -> None:
+def _print(out: report.Printer, runs: list[Run], load: list[float]) -> None:
     out()
     out("OTLP spans, official SDK exporter (protobuf), end to end")
     names = sorted({name for run in runs for name in run.cpu})
@@ -282,7 +285,10 @@ def _print(out: report.Printer, runs: list[Run]) -> None:
     out()
     for what, value in report.machine():
         out(f"{what}: {value}")
-    out("The 2 cores are shared with other work on this machine: figures move between runs.")
+    out(
+        "The cores are shared with other work on this machine (1-minute load average "
+        f"{load[0]:.1f} before the runs, {load[1]:.1f} after): figures move between runs."
+    )
 
 
 def main() -> None:
