@@ -160,6 +160,21 @@ def _hex_as_base64(value: str) -> str:
         raise ValueError(f"{value!r} is not a hex-encoded id") from exc
 
 
+def refused_in_answer(kind: Kind, content_type: str, body: bytes) -> tuple[int, str]:
+    """(leaves refused, why) from a 200 `Export*ServiceResponse`'s `partial_success`, read in
+    its encoding; (0, "") when it reports none or cannot be read (a 2xx is a delivery)."""
+    response = kind.response()
+    try:
+        if content_type.startswith("application/x-protobuf"):
+            response.ParseFromString(body)
+        elif body.strip():
+            json_format.Parse(body, response, ignore_unknown_fields=True)
+    except (DecodeError, json_format.ParseError):
+        return 0, ""
+    success = response.partial_success  # type: ignore[attr-defined]
+    return int(getattr(success, kind.rejected_field)), str(success.error_message)
+
+
 def halve(kind: Kind, request: Message) -> tuple[Message, Message]:
     """Two requests sharing out the leaves: the first level (resources, scopes, metrics, data
     points) with more than one entry is cut in two, the levels above it copied into both.

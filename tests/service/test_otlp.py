@@ -288,6 +288,36 @@ async def test_a_400_status_from_datadog_dead_letters_the_span_with_its_message(
     assert arrived["item"]["span"]["name"] == "op-1"
 
 
+async def test_a_partial_success_from_datadog_is_counted_as_dropped(
+    stack: Stack, account_id: str
+) -> None:
+    """Datadog took the request but refused two data points of it: they cannot be told apart
+    to keep them, so the worker counts them (and logs why) instead of losing them unseen."""
+    connection_id, dd_oid = await stack.connected(account_id, "uk1.datadoghq.com")
+    partial = {"partialSuccess": {"rejectedDataPoints": "2", "errorMessage": "too many tags"}}
+    await stack.emu.post(
+        "/_emulator/faults",
+        json={"path": "/v1/metrics", "status": 200, "count": 1, "dd_oid": dd_oid, "body": partial},
+    )
+    request = _metrics_request({"partner.requests": "delta"})
+
+    answer = await _post(stack, connection_id, "metrics", request.SerializeToString())
+
+    assert answer.status_code == 200
+    dropped = (
+        'ddbridge_dropped_items_total{reason="refused_by_datadog",signal="otlp_metrics",'
+        'site="uk1.datadoghq.com"} 2.0'
+    )
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as http:
+        while dropped not in (figures := (await http.get(stack.worker_metrics_url)).text):
+            assert time.monotonic() < deadline, figures
+            await asyncio.sleep(0.05)
+    view = (await stack.api.get(f"/internal/v1/connections/{connection_id}")).json()
+    [metrics] = [p for p in view["delivery"] if p["signal"] == "otlp_metrics"]
+    assert (metrics["delivered_items"], metrics["pending_items"]) == (2, 0)
+
+
 async def _post(stack: Stack, connection_id: str, path: str, body: bytes) -> httpx.Response:
     return await stack.api.post(
         f"/internal/v1/connections/{connection_id}/otlp/v1/{path}",
