@@ -88,14 +88,31 @@ class OtlpRoute(SendRoute):
 
 router = internal_router("otlp", OtlpRoute)
 
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
-            JSON: {"schema": {"type": "object"}},
-        },
-    }
+_ENCODINGS = {
+    PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+    JSON: {"schema": {"type": "object"}},
+}
+"""OTLP/HTTP's two encodings, for the OpenAPI description: requests and answers alike."""
+_BODY = {"requestBody": {"required": True, "content": _ENCODINGS}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The Export*ServiceResponse (partial_success: what was left out, why)",
+        "content": _ENCODINGS,
+    },
+    **{
+        status: {"description": f"google.rpc.Status: {what}", "content": _ENCODINGS}
+        for status, what in (
+            (400, "the body does not decode as the export request"),
+            (401, "no valid internal token"),
+            (404, "unknown connection"),
+            (409, "the connection cannot deliver this signal (status, or a site without it)"),
+            (413, "the body, or its inflated size, is over MAX_BODY_BYTES"),
+            (415, "not protobuf or JSON, or an unknown Content-Encoding"),
+            (422, "an invalid parameter or header"),
+            (429, "the connection's backlog is full (Retry-After)"),
+            (503, "busy or the database is unavailable (Retry-After)"),
+        )
+    },
 }
 
 
@@ -128,8 +145,10 @@ def _route(signal: Signal, path: str) -> None:
         export,
         methods=["POST"],
         name=f"export_otlp_{path}",
+        summary=f"Export OTLP {path}",
         openapi_extra=_BODY,
         response_class=Response,
+        responses=_RESPONSES,
     )
 
 
