@@ -134,8 +134,8 @@ def prepare(kind: Kind, room: int, export: Export, max_decoded: int) -> Prepared
 
 
 def _decompressed(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """The body inflated as `Content-Encoding` says (gzip, deflate or none), refusing (413)
-    past `limit` bytes without inflating further."""
+    """The body inflated as `Content-Encoding` says (gzip, of one or more members, deflate or
+    none), refusing (413) past `limit` bytes without inflating further."""
     coding = (encoding or "identity").strip().lower()
     if coding == "identity":
         return body
@@ -145,21 +145,25 @@ def _decompressed(body: bytes, encoding: str | None, limit: int) -> bytes:
             f"Content-Encoding {coding!r} is not taken: send gzip, deflate or none; "
             "nothing was accepted"
         )
-    inflater = zlib.decompressobj(wbits)
-    try:
-        raw = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise MalformedExport(
-            f"the body is not a valid {coding} stream; nothing was accepted"
-        ) from exc
-    if len(raw) > limit:
-        raise DecodedTooLarge(
-            f"the body inflates past the limit of {limit} bytes; nothing was accepted",
-            limit=limit,
-        )
-    if not inflater.eof:
-        raise MalformedExport(f"the body is a truncated {coding} stream; nothing was accepted")
-    return raw
+    raw = bytearray()
+    rest = body
+    while rest:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            raw += inflater.decompress(rest, limit + 1 - len(raw))
+        except zlib.error as exc:
+            raise MalformedExport(
+                f"the body is not a valid {coding} stream; nothing was accepted"
+            ) from exc
+        if len(raw) > limit:
+            raise DecodedTooLarge(
+                f"the body inflates past the limit of {limit} bytes; nothing was accepted",
+                limit=limit,
+            )
+        if not inflater.eof:
+            raise MalformedExport(f"the body is a truncated {coding} stream; nothing was accepted")
+        rest = inflater.unused_data
+    return bytes(raw)
 
 
 # What Datadog refuses, per leaf: (the leaf's JSON pointer, reason) pairs.

@@ -124,6 +124,26 @@ async def test_gzip_and_json_exports_arrive_the_same(stack: Stack, account_id: s
     assert await _arrived(stack, dd_json, sent) == _expected(sent)
 
 
+async def test_gzip_members_and_bombs(stack: Stack, account_id: str) -> None:
+    """Two gzip members are one body (here two serialized requests: one request of both); a
+    body inflating past MAX_BODY_BYTES is refused without inflating the rest."""
+    connection_id, dd_oid = await stack.connected(account_id)
+    url = f"/internal/v1/connections/{connection_id}/otlp/v1/traces"
+    headers = {"Content-Type": PROTOBUF, "Content-Encoding": "gzip"}
+    first, second = _trace_request(2), _trace_request(3)
+    members = gzip.compress(first.SerializeToString()) + gzip.compress(second.SerializeToString())
+    bomb = gzip.compress(b"\x00" * (17 * 1024 * 1024))
+
+    joined = await stack.api.post(url, content=members, headers=headers)
+    exploded = await stack.api.post(url, content=bomb, headers=headers)
+
+    assert joined.status_code == 200
+    assert len(await stack.wait_received(dd_oid, "traces", 5)) == 5
+    assert exploded.status_code == 413
+    status = status_pb2.Status.FromString(exploded.content)
+    assert status.message.startswith("the body inflates past the limit of 16777216 bytes")
+
+
 async def test_malformed_protobuf_is_refused_with_400(stack: Stack, account_id: str) -> None:
     connection_id, _ = await stack.connected(account_id)
 
