@@ -293,8 +293,8 @@ def check_deliverable(connection: Connection, signal: Signal, site: Site) -> Non
     403 `missing_scope` if the signal needs a scope the grant lacks."""
     spec = SPECS[signal]
     reason = None
-    if signal is Signal.TRACES and not site.has_trace_intake:
-        reason = f"{site.name} has no agentless trace intake"
+    if (missing := spec.missing_on(site)) is not None:
+        reason = missing
     elif connection.status != ConnectionStatus.ACTIVE:
         reason = f"the connection is {connection.status}"
     elif spec.credential is Credential.API_KEY and connection.api_key is None:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api import browser, docs, internal, ops, passthrough, sends
+from service.api import browser, docs, internal, ops, otlp, passthrough, sends
 from service.api.guard import PREFIX
 from service.dbcheck import check_database, database_problem
 from service.errors import InvalidInput, Problem, ServiceError
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(internal.router)
     app.include_router(sends.router)
     app.include_router(passthrough.router)
+    app.include_router(otlp.router)
     app.include_router(browser.demo_router)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -4,6 +4,11 @@ A signal fixes where a batch goes (host and path), which credential it carries, 
 encoded, how much fits in one request, how old an item may be before Datadog's intake no
 longer takes it and where an item keeps its own time (datadog.md sections 3 and 4); and how
 long a send's `Idempotency-Key` holds. Intake and delivery both read these.
+
+The OTLP signals (`OTLP_SIGNALS`) are taken as OpenTelemetry exports them and go to Datadog's
+agentless OTLP intake as protobuf: their rows are serialized export requests, joined with no
+separator (`service.otlp`). Datadog documents 3.2 MB per trace request; for metrics and logs it
+documents no limit, and the logs intake's 5 MB is assumed (a guess).
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ class Signal(enum.StrEnum):
     SERVICE_CHECKS = "service_checks"
     INCIDENTS = "incidents"
     TRACES = "traces"
+    OTLP_TRACES = "otlp_traces"
+    OTLP_METRICS = "otlp_metrics"
+    OTLP_LOGS = "otlp_logs"
+
+
+OTLP_SIGNALS = (Signal.OTLP_TRACES, Signal.OTLP_METRICS, Signal.OTLP_LOGS)
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
 
 
 class Credential(enum.Enum):
@@ -38,13 +51,13 @@ class SignalSpec:
 
     `max_items` and `max_raw_bytes` bound one request before compression; `max_wire_bytes`
     bounds it after. `window_seconds` is how old an item may be when it reaches Datadog
-    (None: Datadog stamps it on arrival). `envelope` wraps the joined items: the body is
-    `prefix + item,item,... + suffix`.
+    (None: Datadog stamps it on arrival, or no window is documented). The body is
+    `prefix + item<separator>item... + suffix`, sent as `content_type`.
     """
 
     signal: Signal
     path: str
-    host: str  # "api", "logs" or "trace": which of the site's hosts
+    host: str  # "api", "logs", "trace" or "otlp": which of the site's hosts
     credential: Credential
     encoding: str | None
     max_items: int
@@ -53,11 +66,26 @@ class SignalSpec:
     window_seconds: int | None
     prefix: bytes = b"["
     suffix: bytes = b"]"
+    separator: bytes = b","
+    content_type: str = JSON
     scope: str | None = None
     """The OAuth scope a Bearer signal needs in the grant (checked before any request)."""
 
     def host_of(self, site: Site) -> str:
-        return {"api": site.api_host, "logs": site.logs_host, "trace": site.trace_host}[self.host]
+        hosts = {
+            "api": site.api_host,
+            "logs": site.logs_host,
+            "trace": site.trace_host,
+            "otlp": site.otlp_host,
+        }
+        return hosts[self.host]
+
+    def missing_on(self, site: Site) -> str | None:
+        """Why `site` has no intake for this signal (None: it has one)."""
+        if self.host in ("trace", "otlp") and not site.has_otlp_intake:
+            what = "trace" if self.signal is Signal.TRACES else "OTLP"
+            return f"{site.name} ({site.domain}) has no agentless {what} intake"
+        return None
 
 
 MIB = 1024 * 1024
@@ -139,6 +167,28 @@ SPECS: dict[Signal, SignalSpec] = {
             window_seconds=None,
             prefix=b'{"resourceSpans":[',
             suffix=b"]}",
+        ),
+        *(
+            SignalSpec(
+                signal,
+                path,
+                host,
+                Credential.API_KEY,
+                "gzip",
+                max_items=1_000_000,  # none documented: the size binds first
+                max_raw_bytes=limit,
+                max_wire_bytes=limit,
+                window_seconds=None,
+                prefix=b"",
+                suffix=b"",
+                separator=b"",
+                content_type=PROTOBUF,
+            )
+            for signal, path, host, limit in (
+                (Signal.OTLP_TRACES, "/v1/traces", "trace", 3_200_000),
+                (Signal.OTLP_METRICS, "/v1/metrics", "otlp", 5_000_000),
+                (Signal.OTLP_LOGS, "/v1/logs", "otlp", 5_000_000),
+            )
         ),
     )
 }

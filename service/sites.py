@@ -29,8 +29,9 @@ class Site:
     name: str
     domain: str
     app_host: str
-    has_trace_intake: bool = True
-    """Agentless OTLP trace intake is not listed for the FED sites."""
+    has_otlp_intake: bool = True
+    """Agentless OTLP intake (traces on `trace.agent.`, metrics and logs on `otlp.`); Datadog
+    lists none for the FED sites."""
 
     @property
     def api_host(self) -> str:
@@ -46,6 +47,11 @@ class Site:
         """Agentless OTLP trace intake."""
         return f"trace.agent.{self.domain}"
 
+    @property
+    def otlp_host(self) -> str:
+        """Agentless OTLP metrics and logs intake."""
+        return f"otlp.{self.domain}"
+
 
 KNOWN_SITES: tuple[Site, ...] = (
     Site("US1", "datadoghq.com", "app.datadoghq.com"),
@@ -55,8 +61,8 @@ KNOWN_SITES: tuple[Site, ...] = (
     Site("AP1", "ap1.datadoghq.com", "ap1.datadoghq.com"),
     Site("AP2", "ap2.datadoghq.com", "ap2.datadoghq.com"),
     Site("UK1", "uk1.datadoghq.com", "uk1.datadoghq.com"),
-    Site("US1-FED", "ddog-gov.com", "app.ddog-gov.com", has_trace_intake=False),
-    Site("US2-FED", "us2.ddog-gov.com", "us2.ddog-gov.com", has_trace_intake=False),
+    Site("US1-FED", "ddog-gov.com", "app.ddog-gov.com", has_otlp_intake=False),
+    Site("US2-FED", "us2.ddog-gov.com", "us2.ddog-gov.com", has_otlp_intake=False),
 )
 
 

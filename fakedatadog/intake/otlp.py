@@ -1,12 +1,17 @@
-"""OTLP/HTTP JSON export requests (traces, metrics, logs): checked, and flattened to items.
+"""OTLP export requests (traces, metrics, logs): checked, and flattened to items.
 
-The checks follow the OTLP specification's JSON mapping (opentelemetry-proto, `docs/specification.md`
-"JSON Protobuf Encoding"): field names in lowerCamelCase; `traceId` and `spanId` as hex strings
-(32 and 16 digits, not all zero); 64-bit times as decimal strings or integers; unknown fields
-ignored, as receivers must. Every span needs `traceId`, `spanId`, `name`, `startTimeUnixNano`
-and `endTimeUnixNano`; every metric a `name`; a log record's optional times are nanoseconds and
-its `severityNumber` 0 to 24. No protobuf package is installed, so `application/x-protobuf` is refused
-with 415 by the route rather than accepted unchecked.
+The checks read a request in the OTLP specification's JSON mapping (opentelemetry-proto,
+`docs/specification.md` "JSON Protobuf Encoding"), as sent or as `otlp_wire` writes a decoded
+protobuf request: field names in lowerCamelCase; `traceId` and `spanId` as hex strings (32 and
+16 digits, not all zero); 64-bit times as decimal strings or integers; unknown fields ignored, as
+receivers must. Every span needs `traceId`, `spanId`, `name`, `startTimeUnixNano` and
+`endTimeUnixNano`; every metric a `name`; a log record's optional times are nanoseconds and its
+`severityNumber` 0 to 24.
+
+Metrics must be delta: Datadog's OTLP metrics intake asks for delta temporality only, so a sum,
+histogram or exponential histogram whose temporality is not delta is refused as a partial
+success (named in the answer), and the rest of the request is kept. Counts are spans, data
+points and log records.
 """
 
 from __future__ import annotations
@@ -15,6 +20,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from fakedatadog.intake.validation import Accepted, invalid
 
@@ -31,8 +42,20 @@ def validate_traces(document: Any, _now: float) -> Accepted:
 
 
 def validate_metrics(document: Any, _now: float) -> Accepted:
-    """An ExportMetricsServiceRequest: one stored item per metric (`"metric"`), each named."""
-    return _validate(document, _METRICS, _check_metric)
+    """An ExportMetricsServiceRequest: one stored item per delta (or gauge, or summary) metric
+    (`"metric"`), each named; metrics of another temporality are refused by name."""
+    checked = _validate(document, _METRICS, _check_metric)
+    kept = [item for item in checked.items if _is_delta(item["metric"])]
+    refused = [item["metric"] for item in checked.items if not _is_delta(item["metric"])]
+    if not refused:
+        return Accepted(kept, sum(_points(item["metric"]) for item in kept))
+    names = ", ".join(sorted({repr(metric["name"]) for metric in refused}))
+    return Accepted(
+        kept,
+        sum(_points(item["metric"]) for item in kept),
+        rejected=sum(_points(metric) for metric in refused),
+        rejection=f"only delta temporality is accepted; refused the data points of {names}",
+    )
 
 
 def validate_logs(document: Any, _now: float) -> Accepted:
@@ -41,16 +64,40 @@ def validate_logs(document: Any, _now: float) -> Accepted:
 
 
 def count_traces(document: Any) -> int:
-    """Spans in the request, trusting its shape wherever it is readable."""
-    return _count(document, _TRACES)
+    """Spans in the request, trusting its shape wherever it is readable (bench mode)."""
+    return _count(document, _TRACES, len)
 
 
 def count_metrics(document: Any) -> int:
-    return _count(document, _METRICS)
+    """Data points in the request, trusting its shape wherever it is readable."""
+    return _count(
+        document, _METRICS, lambda metrics: sum(_points(m) for m in metrics if isinstance(m, dict))
+    )
 
 
 def count_logs(document: Any) -> int:
-    return _count(document, _LOGS)
+    return _count(document, _LOGS, len)
+
+
+def count_decoded_traces(request: ExportTraceServiceRequest) -> int:
+    """Spans in a decoded protobuf request (bench mode: nothing else is read)."""
+    return sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+
+
+def count_decoded_metrics(request: ExportMetricsServiceRequest) -> int:
+    """Data points in a decoded request."""
+    points = 0
+    for rm in request.resource_metrics:
+        for scope in rm.scope_metrics:
+            for metric in scope.metrics:
+                data = metric.WhichOneof("data")
+                points += 0 if data is None else len(getattr(metric, data).data_points)
+    return points
+
+
+def count_decoded_logs(request: ExportLogsServiceRequest) -> int:
+    """Log records in a decoded request."""
+    return sum(len(scope.log_records) for rl in request.resource_logs for scope in rl.scope_logs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +129,39 @@ def _validate(document: Any, layout: _Layout, check_leaf: Callable[[Any, str], N
     return Accepted(items, len(items))
 
 
-def _count(document: Any, layout: _Layout) -> int:
+def _count(document: Any, layout: _Layout, leaves: Callable[[list[Any]], int]) -> int:
     if not isinstance(document, dict):
         raise invalid("(root)", "expected an object")
     return sum(
-        len(scope.get(layout.leaves) or ())
+        leaves(scope.get(layout.leaves) or [])
         for resource in document.get(layout.resources) or ()
         if isinstance(resource, dict)
         for scope in resource.get(layout.scopes) or ()
         if isinstance(scope, dict)
     )
+
+
+_DATA_FIELDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
+_DELTA = 1  # AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+
+
+def _data(metric: dict[str, Any]) -> dict[str, Any]:
+    """The metric's one data field (gauge, sum, ...), or {} if it has none."""
+    return next((metric[name] for name in _DATA_FIELDS if isinstance(metric.get(name), dict)), {})
+
+
+def _points(metric: dict[str, Any]) -> int:
+    points = _data(metric).get("dataPoints")
+    return len(points) if isinstance(points, list) else 0
+
+
+def _is_delta(metric: dict[str, Any]) -> bool:
+    """Sums and histograms must say delta; gauges and summaries carry no temporality."""
+    for name in ("sum", "histogram", "exponentialHistogram"):
+        data = metric.get(name)
+        if isinstance(data, dict):
+            return data.get("aggregationTemporality") == _DELTA
+    return True
 
 
 def _check_metric(metric: Any, where: str) -> None:

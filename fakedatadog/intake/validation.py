@@ -44,11 +44,16 @@ EVENT_MAX_AGE = LOG_MAX_AGE = 18 * 3600
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """An accepted body: `items` to store, `count` units ingested, `dropped` units not."""
+    """An accepted body: `items` to store, `count` units ingested, `dropped` units not.
+
+    `rejected` units were refused although the rest was taken (an OTLP partial success), for
+    the reason `rejection`."""
 
     items: list[Any] = field(default_factory=list)
     count: int = 0
     dropped: int = 0
+    rejected: int = 0
+    rejection: str = ""
 
 
 def invalid(pointer: str, reason: str) -> ApiError:

@@ -3,7 +3,9 @@
 Each route names its host kind (another kind is 404) and its credential: `DD-API-KEY` of an
 org on the host's site (else 403 `{"errors": ["Forbidden"]}`), or a Bearer token (none: 401;
 not accepted: 403) with the route's scope (else 403). The body rules live in
-`fakedatadog.intake.signals`. On the logs intake host every error has the HTTPLogErrors shape.
+`fakedatadog.intake.signals`. On the logs intake host every error has the HTTPLogErrors shape;
+on the OTLP hosts (`trace.agent.`, `otlp.`) answers and errors are OTLP/HTTP's, in the
+request's encoding (`fakedatadog.intake.otlp_wire`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from fastapi.routing import APIRoute
 from fakedatadog.deps import DdApiKey, Emulator, api_site, get_state, scoped, site_of
 from fakedatadog.errors import ApiError, LogsIntakeError
 from fakedatadog.hosts import HostKind, classify
+from fakedatadog.intake import otlp_wire
 from fakedatadog.intake.answers import event_answer, incident_answer
-from fakedatadog.intake.signals import Submission, receive
+from fakedatadog.intake.signals import Received, Submission, receive
 from fakedatadog.intake.store import Signal
 from fakedatadog.monitors import org_monitors
 from fakedatadog.state import AccessToken, EmulatorState, Org
@@ -46,9 +49,32 @@ class _LogsHostRoute(APIRoute):
         return answer
 
 
+class _OtlpHostRoute(APIRoute):
+    """A route whose failures, answered on an OTLP host, are an OTLP/HTTP `google.rpc.Status`
+    encoded as the request was (Datadog calls these endpoints OTLP, and OTLP/HTTP fixes the
+    shape); on another host the route does not exist and answers that host's 404."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                host = classify(get_state(request), request.path_params["host"])
+                if host.kind not in (HostKind.TRACE, HostKind.OTLP):
+                    raise
+                media_type = otlp_wire.media_type_of(request.headers.get("content-type"))
+                raise otlp_wire.OtlpError(exc.status, exc.message, media_type) from exc
+
+        return answer
+
+
 logs_router = APIRouter(route_class=_LogsHostRoute, dependencies=[Depends(site_of(HostKind.LOGS))])
-trace_router = APIRouter(dependencies=[Depends(site_of(HostKind.TRACE))])
-otlp_router = APIRouter(dependencies=[Depends(site_of(HostKind.OTLP))])
+trace_router = APIRouter(
+    route_class=_OtlpHostRoute, dependencies=[Depends(site_of(HostKind.TRACE))]
+)
+otlp_router = APIRouter(route_class=_OtlpHostRoute, dependencies=[Depends(site_of(HostKind.OTLP))])
 
 
 IncidentWrite = Annotated[AccessToken, scoped("incident_write")]
@@ -56,7 +82,7 @@ IncidentRead = Annotated[AccessToken, scoped("incident_read")]
 MonitorsRead = Annotated[AccessToken, scoped("monitors_read")]
 
 
-async def _receive(request: Request, state: EmulatorState, signal: Signal, org: Org) -> Any:
+async def _receive(request: Request, state: EmulatorState, signal: Signal, org: Org) -> Received:
     headers = request.headers
     submission = Submission(
         host=request.path_params["host"],
@@ -82,8 +108,8 @@ async def submit_logs(request: Request, key: DdApiKey, state: Emulator) -> dict[
 @api_router.post("/{host}/api/v1/events", status_code=202)
 async def post_event(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
     now = time.time()
-    document = await _receive(request, state, "events", key.org)
-    answer = event_answer(document, state.intake.next_id(), now)
+    received = await _receive(request, state, "events", key.org)
+    answer = event_answer(received.document, state.intake.next_id(), now)
     if not state.settings.bench:
         state.events.setdefault(key.org.dd_oid, []).append(answer["event"])
     return answer
@@ -101,9 +127,9 @@ async def create_incident(
 ) -> dict[str, Any]:
     now = time.time()
     org = token.grant.org
-    document = await _receive(request, state, "incidents", org)
+    received = await _receive(request, state, "incidents", org)
     public_id = state.intake.counter(org.dd_oid, "incidents").items
-    answer = incident_answer(document, public_id, now)
+    answer = incident_answer(received.document, public_id, now)
     state.incidents.setdefault(org.dd_oid, []).append(answer["data"])
     return answer
 
@@ -131,27 +157,42 @@ async def list_incidents(
 
 
 @trace_router.post("/{host}/v1/traces")
-async def export_traces(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
-    """OTLP/HTTP ExportTraceServiceRequest (JSON); 200 with an empty ExportTraceServiceResponse
-    (no `partialSuccess`: every span was accepted)."""
-    await _receive(request, state, "traces", key.org)
-    return {}
+async def export_traces(request: Request, key: DdApiKey, state: Emulator) -> Response:
+    """OTLP/HTTP ExportTraceServiceRequest (protobuf or JSON); 200 with an empty
+    ExportTraceServiceResponse (every span was accepted, or the request was refused)."""
+    return await _export(request, state, "traces", key.org, otlp_wire.TRACES, "rejected_spans")
 
 
 @otlp_router.post("/{host}/v1/metrics")
-async def export_metrics(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
-    """OTLP/HTTP ExportMetricsServiceRequest (JSON) on `otlp.<domain>`; 200 with an empty
-    ExportMetricsServiceResponse."""
-    await _receive(request, state, "otlp_metrics", key.org)
-    return {}
+async def export_metrics(request: Request, key: DdApiKey, state: Emulator) -> Response:
+    """OTLP/HTTP ExportMetricsServiceRequest on `otlp.<domain>`; 200 with an
+    ExportMetricsServiceResponse whose `partial_success` names metrics that are not delta."""
+    return await _export(
+        request, state, "otlp_metrics", key.org, otlp_wire.METRICS, "rejected_data_points"
+    )
 
 
 @otlp_router.post("/{host}/v1/logs")
-async def export_logs(request: Request, key: DdApiKey, state: Emulator) -> dict[str, Any]:
-    """OTLP/HTTP ExportLogsServiceRequest (JSON) on `otlp.<domain>`; 200 with an empty
+async def export_logs(request: Request, key: DdApiKey, state: Emulator) -> Response:
+    """OTLP/HTTP ExportLogsServiceRequest on `otlp.<domain>`; 200 with an empty
     ExportLogsServiceResponse."""
-    await _receive(request, state, "otlp_logs", key.org)
-    return {}
+    return await _export(
+        request, state, "otlp_logs", key.org, otlp_wire.LOGS, "rejected_log_records"
+    )
+
+
+async def _export(
+    request: Request,
+    state: EmulatorState,
+    signal: Signal,
+    org: Org,
+    kind: otlp_wire.Kind,
+    rejected_field: str,
+) -> Response:
+    received = await _receive(request, state, signal, org)
+    media_type = otlp_wire.media_type_of(request.headers.get("content-type"))
+    partial = (rejected_field, received.rejected, received.rejection) if received.rejected else None
+    return otlp_wire.answer(kind, media_type, partial)
 
 
 @api_router.get("/{host}/api/v1/monitor")

@@ -20,7 +20,7 @@ from service.api.schemas import AcceptedOut, error_answers
 from service.intake import models
 from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
 from service.settings import Settings
-from service.signals import SPECS, Signal
+from service.signals import OTLP_SIGNALS, SPECS, Signal
 
 BODIES: dict[Signal, Any] = {
     Signal.METRICS: models.MetricPayload,
@@ -119,4 +119,5 @@ def _route(signal: Signal) -> None:
 
 
 for _signal in Signal:
-    _route(_signal)
+    if _signal not in OTLP_SIGNALS:  # taken as OpenTelemetry exports them: `service.api.otlp`
+        _route(_signal)

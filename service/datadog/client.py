@@ -120,9 +120,12 @@ class DatadogClient:
             raise
         return body.get("valid") is True
 
-    async def submit(self, host: str, path: str, body: bytes, *, headers: dict[str, str]) -> None:
-        """POST a prepared intake body (`headers` carry the credential's auth header); any
-        non-2xx raises the typed error it means."""
+    async def submit(
+        self, host: str, path: str, body: bytes, *, headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST a prepared intake body (`headers` carry the credential's auth header); the
+        2xx answer (an OTLP intake's may report a partial success); any other raises the
+        typed error it means."""
         try:
             response = await self._http.post(
                 self.urls.url(host, path), content=body, headers=headers
@@ -131,6 +134,7 @@ class DatadogClient:
             raise transport_error(exc) from exc
         if not response.is_success:
             raise error_from_response(response)
+        return response
 
     async def read(
         self, site: Site, path: str, auth: dict[str, str], params: dict[str, str]

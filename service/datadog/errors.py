@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import httpx
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 
 MAX_WAIT_SECONDS = 3600.0
 """The longest wait taken on Datadog's word (`X-RateLimit-Reset`, `Retry-After`): an hour,
@@ -88,6 +90,14 @@ def error_from_response(response: httpx.Response) -> DatadogError:
 
 
 def _parse_body(response: httpx.Response) -> tuple[str | None, str | None, list[str]]:
+    """(error, description, errors) of an answer: OAuth's `error`/`error_description`, the
+    API's `errors`, or the OTLP intake's google.rpc.Status `message` (protobuf or JSON)."""
+    if response.headers.get("content-type", "").startswith("application/x-protobuf"):
+        try:
+            status = status_pb2.Status.FromString(response.content)
+        except DecodeError:
+            return None, None, []
+        return None, status.message or None, []
     try:
         body = response.json()
     except ValueError:
@@ -95,7 +105,7 @@ def _parse_body(response: httpx.Response) -> tuple[str | None, str | None, list[
     if not isinstance(body, dict):
         return None, None, []
     error = body.get("error")
-    description = body.get("error_description")
+    description = body.get("error_description") or body.get("message")
     errors = body.get("errors")
     return (
         error if isinstance(error, str) else None,

@@ -1,8 +1,9 @@
 """Building Datadog requests from outbox rows: coalescing, compressing, splitting, expiring.
 
-Pure functions over bytes. A row's `items` are serialized items joined by commas, so a
-request body is the signal's envelope around rows joined by commas; items are parsed only to
-split a row or to drop stale items, both rare.
+Pure functions over bytes. A row's `items` are serialized items joined by the signal's
+separator (a comma; nothing for OTLP protobuf, see `service.otlp`), so a request body is the
+signal's envelope around rows joined by it; items are parsed only to split a row or to drop
+stale items, both rare.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import orjson
 import zstandard
 
+from service import otlp
 from service.signals import Signal, SignalSpec, item_timestamp
 
 _ZSTD = zstandard.ZstdCompressor(level=1)
@@ -38,8 +40,8 @@ class Body:
 
 def encode(spec: SignalSpec, rows: Sequence[RowLike]) -> Body:
     """The request body for `rows`, compressed as the signal's intake accepts."""
-    raw = spec.prefix + b",".join(row.items for row in rows) + spec.suffix
-    headers = {"Content-Type": "application/json"}
+    raw = spec.prefix + spec.separator.join(row.items for row in rows) + spec.suffix
+    headers = {"Content-Type": spec.content_type}
     if spec.encoding == "zstd1":
         wire = _ZSTD.compress(raw)
     elif spec.encoding == "gzip":
@@ -56,17 +58,29 @@ def encode(spec: SignalSpec, rows: Sequence[RowLike]) -> Body:
 def take(spec: SignalSpec, rows: Sequence[RowLike]) -> int:
     """How many leading rows fit one request by item count and raw size (at least one)."""
     room = spec.max_raw_bytes - len(spec.prefix) - len(spec.suffix)
+    joint = len(spec.separator)
     count = size = 0
     for taken, row in enumerate(rows):
-        if taken and (count + row.item_count > spec.max_items or size + len(row.items) + 1 > room):
+        if taken and (
+            count + row.item_count > spec.max_items or size + len(row.items) + joint > room
+        ):
             return taken
         count += row.item_count
-        size += len(row.items) + 1
+        size += len(row.items) + joint
     return len(rows)
 
 
-def split_items(items: bytes) -> tuple[bytes, bytes, int, int]:
+def split_items(spec: SignalSpec, items: bytes) -> tuple[bytes, bytes, int, int]:
     """Halve a row's items: (first, second, first count, second count). Needs >= 2 items."""
+    kind = otlp.KINDS.get(spec.signal)
+    if kind is not None:
+        first, second = otlp.halve(kind, otlp.from_protobuf(kind, items))
+        return (
+            first.SerializeToString(),
+            second.SerializeToString(),
+            kind.count(first),
+            kind.count(second),
+        )
     parsed = orjson.loads(b"[" + items + b"]")
     half = len(parsed) // 2
     first, second = parsed[:half], parsed[half:]

@@ -4,7 +4,7 @@ Datadog's answers (datadog.md section 5) become actions here:
 
 | answer | action |
 |---|---|
-| 2xx | rows deleted and counted |
+| 2xx | rows deleted and counted (what an OTLP intake's `partial_success` refused is counted as dropped and logged) |
 | 413 | split the batch (rows, then a row's items) and resend; a single item is dead-lettered |
 | 400 | split the same way to isolate what Datadog refuses; that item is dead-lettered with its `errors` |
 | 401/403 | judged by the credential door (`service.credentials`): an invalid key holds the data (`key_invalid`); a Bearer call is retried once after a refresh, and a refusal after a successful refresh dead-letters that item without touching the connection |
@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+import httpx
 import orjson
 
-from service import credentials
+from service import credentials, otlp
 from service.credentials import GrantGone, MissingScope, OperationRefused, OrgCredentials
 from service.datadog.errors import (
     DatadogError,
@@ -248,7 +249,7 @@ class _Drainer:
             return
         [row] = rows
         if row.item_count > 1:
-            first, second, n1, n2 = split_items(row.items)
+            first, second, n1, n2 = split_items(self.spec, row.items)
             for part in await self.store.replace(row, [(first, n1), (second, n2)]):
                 await self._deliver([part])
             return
@@ -295,7 +296,10 @@ class _Drainer:
         host = self.spec.host_of(creds.site)
 
         async def post(auth: dict[str, str]) -> None:
-            await self.res.datadog.submit(host, self.spec.path, wire, headers={**headers, **auth})
+            answer = await self.res.datadog.submit(
+                host, self.spec.path, wire, headers={**headers, **auth}
+            )
+            self._count_refused(answer)
 
         try:
             if self.spec.credential is Credential.BEARER:
@@ -312,6 +316,21 @@ class _Drainer:
             if unclear:
                 await self.store.mark_unclear(list(rows))
             self._transient(exc, at_least=UNCLEAR_LOOKUP_DELAY if unclear else 0)
+
+    def _count_refused(self, answer: httpx.Response) -> None:
+        """An OTLP intake may take a request but refuse some of it (`partial_success`): those
+        leaves cannot be told apart to keep them, so they are counted and logged, never
+        dropped unseen."""
+        kind = otlp.KINDS.get(self.signal)
+        if kind is None:
+            return
+        content_type = answer.headers.get("content-type", "")
+        refused, why = otlp.refused_in_answer(kind, content_type, answer.content)
+        if refused:
+            DROPPED.labels(**self.labels, reason="refused_by_datadog").inc(refused)
+            log.warning(
+                "Datadog refused %d %s item(s) of a request it took: %s", refused, self.signal, why
+            )
 
     def _transient(self, exc: DatadogUnavailable, at_least: float = 0) -> NoReturn:
         cause = str(exc.status or "transport")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +57,22 @@ class Chunk:
     oldest: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A send validated and cut into rows: `units` is what the answer reports as accepted,
+    `extra` what else it says."""
+
+    chunks: list[Chunk]
+    units: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_json(signal: Signal, body: bytes) -> Prepared:
+    """A send in Datadog's own JSON format (`service.intake.parse`)."""
+    items = parse(signal, body, time.time())
+    return Prepared(chunk(SPECS[signal], items), items.units)
+
+
 def chunk(spec: SignalSpec, items: Items) -> list[Chunk]:
     """Serialize items into rows that each fit one request (an oversized item stays alone).
 
@@ -96,13 +113,15 @@ async def accept(
     signal: Signal,
     body: bytes,
     idempotency_key: str | None,
+    prepare: Callable[[], Prepared] | None = None,
 ) -> dict[str, Any]:
-    """Commit a send to the outbox and return the answer `{"accepted", "batch_id"}`.
+    """Commit a send to the outbox and return the answer `{"accepted", "batch_id", ...}`.
 
-    Raises `InvalidBodyError` (422), `NotFound` (404), `NotDeliverable` (409),
-    `MissingScope` (403), `IdempotencyKeyReused` (422) or `BacklogFull` (429); nothing is
-    stored then. A key repeated with the same signal and body returns the first answer and
-    stores nothing.
+    `prepare` validates and cuts the body (default: Datadog's JSON format for `signal`);
+    it runs once the cheap refusals are passed. Raises what `prepare` raises
+    (`InvalidBodyError`, 422), `NotFound` (404), `NotDeliverable` (409), `MissingScope` (403),
+    `IdempotencyKeyReused` (422) or `BacklogFull` (429); nothing is stored then. A key
+    repeated with the same signal and body returns the first answer and stores nothing.
     """
     connection = await conns.get_connection(session, connection_id)
     key = None
@@ -114,13 +133,18 @@ async def accept(
     # Refusals that need no parsing come first: a revoked org's sends stay cheap.
     check_deliverable(connection, signal, res.sites.by_domain(connection.domain))
     _check_backlog(res, await _pending(session, connection_id), 1)
-    items = parse(signal, body, time.time())
+    prepared = prepare() if prepare is not None else prepare_json(signal, body)
+    adding = sum(part.count for part in prepared.chunks)
     # One send at a time per connection from here to the commit, so the cap holds whatever
     # the concurrency: each sees the backlog the previous one committed.
     await session.execute(select(func.pg_advisory_xact_lock(_backlog_lock(connection_id))))
-    _check_backlog(res, await _pending(session, connection_id), len(items.documents))
+    _check_backlog(res, await _pending(session, connection_id), adding)
     batch_id = uuid.uuid4()
-    answer: dict[str, Any] = {"accepted": items.units, "batch_id": str(batch_id)}
+    answer: dict[str, Any] = {
+        "accepted": prepared.units,
+        "batch_id": str(batch_id),
+        **prepared.extra,
+    }
     if key is not None and not await _claim_key(session, connection_id, key, answer):
         await session.rollback()
         first = await _first_answer(session, connection_id, key)
@@ -135,12 +159,16 @@ async def accept(
             "item_count": part.count,
             "oldest_at": None if part.oldest is None else datetime.fromtimestamp(part.oldest, UTC),
         }
-        for part in chunk(SPECS[signal], items)
+        for part in prepared.chunks
     ]
-    await session.execute(insert(OutboxRow), rows)
+    if rows:
+        await session.execute(insert(OutboxRow), rows)
     await session.commit()
-    ACCEPTED.labels(signal=signal.value, site=connection.domain).inc(items.units)
-    await jobs.ring_delivery_or_log(res.redis, connection_id, signal, res.settings.linger_seconds)
+    ACCEPTED.labels(signal=signal.value, site=connection.domain).inc(prepared.units)
+    if rows:
+        await jobs.ring_delivery_or_log(
+            res.redis, connection_id, signal, res.settings.linger_seconds
+        )
     return answer
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import time
@@ -11,6 +12,13 @@ from typing import Any
 
 import httpx
 import zstandard
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.fakedatadog.helpers import Emu, Tenant
 
@@ -25,6 +33,15 @@ ROUTES = {
     "otlp_logs": ("otlp", "/v1/logs"),
 }
 OTLP_SIGNALS = ("traces", "otlp_metrics", "otlp_logs")
+OTLP_REQUESTS: dict[str, type[Message]] = {
+    "traces": ExportTraceServiceRequest,
+    "otlp_metrics": ExportMetricsServiceRequest,
+    "otlp_logs": ExportLogsServiceRequest,
+}
+PROTOBUF = "application/x-protobuf"
+# google.rpc.Code values of the OTLP answers these tests see.
+INVALID_ARGUMENT = 3
+PERMISSION_DENIED = 7
 
 
 def url(signal: str, domain: str) -> str:
@@ -50,7 +67,11 @@ def compress(raw: bytes, encoding: str | None) -> bytes:
 
 def refusal(signal: str, status: int, message: str) -> dict[str, Any]:
     """The error body the signal's host answers: `{"errors": [message]}`, except on the logs
-    intake, whose errors are HTTPLogErrors objects (status, title, detail)."""
+    intake, whose errors are HTTPLogErrors objects (status, title, detail), and on the OTLP
+    hosts, whose errors are OTLP/HTTP's google.rpc.Status (JSON for a JSON request)."""
+    if signal in OTLP_SIGNALS:
+        code = PERMISSION_DENIED if status == 403 else INVALID_ARGUMENT
+        return {"code": code, "message": message}
     if signal != "logs":
         return {"errors": [message]}
     error = {"status": str(status), "title": HTTPStatus(status).phrase, "detail": message}
@@ -58,9 +79,33 @@ def refusal(signal: str, status: int, message: str) -> dict[str, Any]:
 
 
 def message(answer: httpx.Response) -> str:
-    """The first error message of an error answer, in either shape."""
-    first = answer.json()["errors"][0]
+    """The error message of an error answer, in any of the three shapes."""
+    body = answer.json()
+    if "message" in body:
+        return str(body["message"])
+    first = body["errors"][0]
     return str(first["detail"] if isinstance(first, dict) else first)
+
+
+def protobuf(signal: str, document: dict[str, Any]) -> bytes:
+    """An OTLP JSON document serialized as the official protobuf message (ids are hex in OTLP
+    JSON, base64 in proto3's own JSON mapping)."""
+    message = OTLP_REQUESTS[signal]()
+    json_format.ParseDict(_ids_as_base64(document), message)
+    return message.SerializeToString()
+
+
+def _ids_as_base64(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: base64.b64encode(bytes.fromhex(item)).decode()
+            if key in ("traceId", "spanId", "parentSpanId")
+            else _ids_as_base64(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_ids_as_base64(item) for item in value]
+    return value
 
 
 def now() -> int:

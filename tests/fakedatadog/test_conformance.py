@@ -12,7 +12,8 @@ Every intake and OAuth route ddbridge uses is covered:
 - at least 20 malformed variants per intake route, made by breaking the body the client
   serialized (or, for traces, the documented OTLP JSON body): each must be refused with the
   documented status, never 500, with a message that names the field (its JSON Pointer), and in
-  the host's error shape (APIErrorResponse, or HTTPLogErrors on the logs intake).
+  the host's error shape (APIErrorResponse, HTTPLogErrors on the logs intake, or OTLP/HTTP's
+  google.rpc.Status on the OTLP trace intake).
 """
 
 # The official client's API classes and named-value models have untyped constructors.
@@ -70,6 +71,8 @@ from datadog_api_client.v2.model.metric_payload import MetricPayload
 from datadog_api_client.v2.model.metric_point import MetricPoint
 from datadog_api_client.v2.model.metric_resource import MetricResource
 from datadog_api_client.v2.model.metric_series import MetricSeries
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 
 from tests.fakedatadog import intake_payloads as p
 from tests.fakedatadog.helpers import Emu, Tenant, query_of
@@ -667,8 +670,13 @@ async def test_unreadable_bodies_are_refused_naming_the_header(
 
 def _check_error_shape(signal: str, answer: httpx.Response) -> None:
     """The error body fits the definitions: HTTPLogErrors on the logs intake, APIErrorResponse
-    elsewhere (the OTLP trace intake, outside the definitions, answers the same shape)."""
-    if signal == "logs":
+    elsewhere, except on the OTLP trace intake, outside the definitions, which answers as
+    OTLP/HTTP says: a google.rpc.Status (here in JSON, as the request was)."""
+    if signal == "traces":
+        status = json_format.Parse(answer.text, Status())
+        assert status.code == p.INVALID_ARGUMENT
+        assert status.message
+    elif signal == "logs":
         errors = parse(answer.json(), HTTPLogErrors).errors
         assert [(e.status, e.title) for e in errors] == [
             (str(answer.status_code), answer.reason_phrase)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 
 from tests.fakedatadog import intake_payloads as p
 from tests.fakedatadog.helpers import Emu, Tenant
@@ -156,12 +162,133 @@ async def test_fed_sites_have_no_agentless_otlp_hosts(emu: Emu, signal: str) -> 
     assert f"unknown host '{p.ROUTES[signal][0]}.ddog-gov.com'" in answer.json()["errors"][0]
 
 
-async def test_otlp_protobuf_is_unsupported(emu: Emu, tenant: Tenant) -> None:
-    headers = {"Content-Type": "application/x-protobuf"}
-    answer = await p.submit(emu, tenant, "traces", raw=b"\x0a\x00", headers=headers)
+OTLP_DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {
+    "traces": lambda: p.traces([p.span(i) for i in range(3)]),
+    "otlp_metrics": p.otlp_metrics,
+    "otlp_logs": lambda: p.otlp_logs(3),
+}
 
-    assert answer.status_code == 415
-    assert "application/x-protobuf" in answer.json()["errors"][0]
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+@pytest.mark.parametrize("signal", p.OTLP_SIGNALS)
+async def test_otlp_protobuf_is_read_with_the_official_definitions(
+    emu: Emu, signal: str, encoding: str | None
+) -> None:
+    """The same request sent as protobuf and as JSON is recorded identically (the canonical
+    OTLP JSON form); each answer is an empty Export*ServiceResponse in the request's encoding."""
+    document = OTLP_DOCUMENTS[signal]()
+    as_json, as_protobuf = await emu.tenant(DOMAIN), await emu.tenant(DOMAIN, name="Proto")
+
+    json_answer = await p.submit(emu, as_json, signal, document, encoding=encoding)
+    proto_answer = await p.submit(
+        emu,
+        as_protobuf,
+        signal,
+        raw=p.protobuf(signal, document),
+        encoding=encoding,
+        headers={"Content-Type": p.PROTOBUF},
+    )
+
+    assert (json_answer.status_code, json_answer.json()) == (200, {})
+    assert (proto_answer.status_code, proto_answer.content) == (200, b"")
+    assert proto_answer.headers["content-type"] == p.PROTOBUF
+    by_json = [i["item"] for i in (await emu.intake(as_json.dd_oid, signal))["items"]]
+    by_protobuf = [i["item"] for i in (await emu.intake(as_protobuf.dd_oid, signal))["items"]]
+    assert by_protobuf == by_json
+    assert len(by_json) == (3 if signal != "otlp_metrics" else 2)
+
+
+async def test_recorded_spans_keep_hex_ids_and_every_field(emu: Emu, tenant: Tenant) -> None:
+    span = p.span(0, parentSpanId=f"{9:016x}", kind=3)
+    raw = p.protobuf("traces", p.traces([span]))
+
+    answer = await p.submit(emu, tenant, "traces", raw=raw, headers={"Content-Type": p.PROTOBUF})
+
+    assert answer.status_code == 200
+    [item] = (await emu.intake(tenant.dd_oid, "traces"))["items"]
+    assert item["item"]["span"] == span
+    assert item["item"]["scope"] == {"name": "partner"}
+
+
+async def test_malformed_protobuf_is_a_400_status_in_protobuf(emu: Emu, tenant: Tenant) -> None:
+    headers = {"Content-Type": p.PROTOBUF}
+    answer = await p.submit(emu, tenant, "traces", raw=b"\x0a\x05\x0a", headers=headers)
+
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == p.PROTOBUF
+    status = Status.FromString(answer.content)
+    assert status.code == p.INVALID_ARGUMENT
+    assert status.message.startswith("Malformed payload: not a protobuf ExportTraceServiceRequest")
+    assert await emu.counts() == {}
+
+
+async def test_a_protobuf_span_is_checked_like_a_json_one(emu: Emu, tenant: Tenant) -> None:
+    raw = p.protobuf("traces", p.traces([p.span(0), p.span(1, name="")]))
+
+    answer = await p.submit(emu, tenant, "traces", raw=raw, headers={"Content-Type": p.PROTOBUF})
+
+    assert answer.status_code == 400
+    assert Status.FromString(answer.content).message == (
+        "/resourceSpans/0/scopeSpans/0/spans/1/name: expected a non-empty string"
+    )
+
+
+@pytest.mark.parametrize("protobuf", [False, True])
+async def test_metrics_that_are_not_delta_are_refused_by_name(
+    emu: Emu, tenant: Tenant, protobuf: bool
+) -> None:
+    """Datadog's OTLP metrics intake takes delta temporality only: a cumulative sum is a partial
+    success naming it, and the delta metric beside it is kept."""
+    document = p.otlp_metrics(("partner.delta", "partner.total"))
+    document["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][1]["sum"][
+        "aggregationTemporality"
+    ] = 2
+    headers = {"Content-Type": p.PROTOBUF} if protobuf else {}
+    raw = p.protobuf("otlp_metrics", document) if protobuf else p.dumps(document)
+
+    answer = await p.submit(emu, tenant, "otlp_metrics", raw=raw, headers=headers)
+
+    assert answer.status_code == 200
+    expected = ExportMetricsServiceResponse()
+    expected.partial_success.rejected_data_points = 1
+    expected.partial_success.error_message = (
+        "only delta temporality is accepted; refused the data points of 'partner.total'"
+    )
+    if protobuf:
+        assert ExportMetricsServiceResponse.FromString(answer.content) == expected
+    else:
+        assert answer.json() == json_format.MessageToDict(expected)
+    stored = (await emu.intake(tenant.dd_oid, "otlp_metrics"))["items"]
+    assert [i["item"]["metric"]["name"] for i in stored] == ["partner.delta"]
+    assert (await emu.counts())[tenant.dd_oid]["otlp_metrics"]["items"] == 1
+
+
+async def test_otlp_errors_are_a_status_in_the_request_encoding(emu: Emu, tenant: Tenant) -> None:
+    as_protobuf = {"Content-Type": p.PROTOBUF, "dd-api-key": "0" * 32}
+    as_json = {"Content-Type": "application/json", "dd-api-key": "0" * 32}
+    url = p.url("otlp_logs", DOMAIN)
+
+    protobuf = await emu.http.post(
+        url, content=p.protobuf("otlp_logs", p.otlp_logs()), headers=as_protobuf
+    )
+    json_ = await emu.http.post(url, content=p.dumps(p.otlp_logs()), headers=as_json)
+    plain = await p.submit(
+        emu, tenant, "otlp_logs", raw=b"hello", headers={"Content-Type": "text/plain"}
+    )
+
+    assert protobuf.status_code == json_.status_code == 403
+    assert Status.FromString(protobuf.content) == Status(
+        code=p.PERMISSION_DENIED, message="Forbidden"
+    )
+    assert json_.json() == {"code": p.PERMISSION_DENIED, "message": "Forbidden"}
+    assert (plain.status_code, plain.json()) == (
+        415,
+        {
+            "code": p.INVALID_ARGUMENT,
+            "message": "Unsupported Content-Type 'text/plain': use application/x-protobuf or "
+            "application/json",
+        },
+    )
 
 
 async def test_monitors_are_listed_for_their_org_only(emu: Emu, tenant: Tenant) -> None:
@@ -232,11 +359,15 @@ async def test_unknown_monitor_type_is_refused(emu: Emu, tenant: Tenant) -> None
 async def test_wrong_kind_of_host_is_not_found(
     emu: Emu, tenant: Tenant, signal: str, wrong_host: str
 ) -> None:
+    """A path of another kind of host is 404; an OTLP path on the other OTLP host answers as
+    OTLP/HTTP does (a google.rpc.Status, NOT_FOUND), anything else `{"errors": [...]}`."""
     path = p.ROUTES[signal][1]
     answer = await emu.http.post(
         f"/{wrong_host}{path}", content=b"{}", headers={"DD-API-KEY": tenant.api_key}
     )
-    assert (answer.status_code, answer.json()) == (404, {"errors": ["Not Found"]})
+    otlp = signal in p.OTLP_SIGNALS and wrong_host.startswith(("trace.agent.", "otlp."))
+    expected = {"code": 5, "message": "Not Found"} if otlp else {"errors": ["Not Found"]}
+    assert (answer.status_code, answer.json()) == (404, expected)
 
 
 @pytest.mark.parametrize("signal", KEYED_SIGNALS)

@@ -8,22 +8,25 @@ from pathlib import Path
 from fakedatadog import sites as emulator
 from service import sites as product
 
+Row = tuple[str, str, str, str, str | None, str | None]
 
-def _emulator_rows() -> dict[str, tuple[str, str, str, str, str | None]]:
+
+def _emulator_rows() -> dict[str, Row]:
     return {
-        s.domain: (s.name, s.app_host, s.api_host, s.logs_host, s.trace_host)
+        s.domain: (s.name, s.app_host, s.api_host, s.logs_host, s.trace_host, s.otlp_host)
         for s in emulator.KNOWN_SITES
     }
 
 
-def _product_rows() -> dict[str, tuple[str, str, str, str, str | None]]:
+def _product_rows() -> dict[str, Row]:
     return {
         s.domain: (
             s.name,
             s.app_host,
             s.api_host,
             s.logs_host,
-            s.trace_host if s.has_trace_intake else None,
+            s.trace_host if s.has_otlp_intake else None,
+            s.otlp_host if s.has_otlp_intake else None,
         )
         for s in product.KNOWN_SITES
     }

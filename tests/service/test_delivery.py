@@ -69,7 +69,7 @@ async def test_events_checks_incidents_and_traces_reach_the_org(
     [incident] = await stack.datadog_requests(path="/api/v2/incidents")
     assert incident["host"] == site.api_host
     assert incident["headers"]["authorization"].startswith("Bearer ")
-    if site.has_trace_intake:
+    if site.has_otlp_intake:
         assert traces.status_code == 202, traces.text
         assert traces.json()["accepted"] == 3
         assert len(await stack.wait_received(dd_oid, "traces", 3)) == 3
