@@ -15,6 +15,7 @@ from fastapi import Path, Request, Response
 
 from service.api.deps import ResourcesDep
 from service.api.guard import InternalRoute, internal_router
+from service.api.schemas import error_answers
 from service.passthrough.forward import Outbound, forward
 from service.settings import Settings
 
@@ -73,4 +74,10 @@ for _method in METHODS:
         methods=[_method],
         name=f"datadog_{_method.lower()}",
         summary=f"{_method} a Datadog operation with the org's OAuth token",
+        responses={
+            # ddbridge's own refusals, before any request: an unknown operation or one
+            # outside OAuth, a missing scope, a connection that must re-authorize.
+            **error_answers(403, 404, 409),
+            "default": {"description": "Datadog's answer: its status, body and rate limits"},
+        },
     )
