@@ -13,15 +13,18 @@ import sys
 import tomllib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
 from harness import processes
 from service.crypto import generate_key
 from service.settings import DatabaseSettings
+from tests.support import payloads
 from tests.support.stack import Stack, asyncpg_dsn
 
 REPO = processes.REPO_ROOT
@@ -230,3 +233,30 @@ async def test_docs_work_offline(stack: Stack) -> None:
             assert fetched.status_code == 200, asset
         assert "swagger-ui-bundle.js" in docs.text
         assert (await browser.get("/openapi.json")).status_code == 200
+
+
+SAMPLE_BODIES: dict[str, Any] = {
+    "metrics": payloads.metrics(),
+    "logs": payloads.logs(2),
+    "events": payloads.event(),
+    "service_checks": payloads.service_checks(2),
+    "incidents": payloads.incident(),
+    "traces": payloads.traces(2),
+}
+
+
+async def test_docs_describe_each_send_body(stack: Stack) -> None:
+    """Each send route documents its body (Datadog's format) in the OpenAPI document that
+    /docs shows; a body the route accepts matches it, one it refuses does not."""
+    document = (await stack.api.get("/openapi.json")).json()
+    for signal, body in SAMPLE_BODIES.items():
+        operation = document["paths"][f"/internal/v1/connections/{{connection_id}}/{signal}"][
+            "post"
+        ]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        jsonschema.validate(body, schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate("not a body", schema)
+        if isinstance(body, list):
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate([], schema)

@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 
 from service.api.deps import ResourcesDep, SessionDep, get_drain
 from service.api.guard import InternalRoute, internal_router
 from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
+from service.intake.parse import BODIES
 from service.settings import Settings
 from service.signals import Signal
 
@@ -47,6 +49,26 @@ IdempotencyKey = Annotated[
 ]
 
 
+def body_schema(signal: Signal) -> dict[str, Any]:
+    """The JSON Schema of `signal`'s body with its definitions inlined: the OpenAPI document
+    (and /docs) shows it as the request body, which the route reads itself."""
+    schema = TypeAdapter(BODIES[signal]).json_schema()
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return inline(definitions[reference.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
 def _route(signal: Signal) -> None:
     async def send(
         connection_id: uuid.UUID,
@@ -68,6 +90,12 @@ def _route(signal: Signal) -> None:
         methods=["POST"],
         status_code=202,
         name=f"send_{signal.value}",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body_schema(signal)}},
+            }
+        },
     )
 
 
