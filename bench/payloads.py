@@ -2,6 +2,7 @@
 
 Metrics: a v2 series payload of `series` series with `points` points each (gauges stamped in
 the last few seconds). Logs: an array of `lines` log items with the attributes partners set.
+Metric: one series of one point, the smallest send (for the fixed cost of a send).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Shape:
 
 METRICS = Shape("metrics", SERIES_PER_REQUEST * POINTS_PER_SERIES)
 LOGS = Shape("logs", LINES_PER_REQUEST)
-SHAPES = {shape.signal: shape for shape in (METRICS, LOGS)}
+METRIC = Shape("metric", 1)
+SHAPES = {shape.signal: shape for shape in (METRICS, LOGS, METRIC)}
 
 
 def metrics_document(now: float | None = None) -> dict[str, Any]:
@@ -69,6 +71,8 @@ def logs_document() -> list[dict[str, Any]]:
 
 
 def document(signal: str) -> Any:
+    if signal == "metric":
+        return {"series": [{"metric": "partner.bench.one", "type": 3, "points": [{"timestamp": int(time.time()), "value": 1.0}]}]}  # fmt: skip
     return metrics_document() if signal == "metrics" else logs_document()
 
 
@@ -81,6 +85,6 @@ def wire_body(signal: str) -> tuple[bytes, dict[str, str]]:
     """One request straight to the intake, compressed as ddbridge compresses it (series zstd1,
     logs gzip), with its headers."""
     raw = body(signal)
-    if signal == "metrics":
+    if signal in ("metrics", "metric"):
         return zstandard.ZstdCompressor(level=1).compress(raw), {"Content-Encoding": "zstd1"}
     return gzip.compress(raw, compresslevel=1, mtime=0), {"Content-Encoding": "gzip"}

@@ -130,6 +130,12 @@ def test_services_and_their_dependencies() -> None:
     for name in ("postgres", "redis", "emulator", "api", "worker"):
         assert services[name]["restart"] == "unless-stopped", name
     assert services["migrate"]["restart"] == "no"
+    # SIGTERM, then SIGKILL after the grace period: longer than the worker's job wait.
+    from worker.main import WorkerSettings  # noqa: PLC0415 - only this check needs it
+
+    for name in ("api", "worker"):
+        grace = int(services[name]["stop_grace_period"].removesuffix("s"))
+        assert grace > WorkerSettings.job_completion_wait, name
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)

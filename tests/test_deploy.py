@@ -93,6 +93,9 @@ def test_the_api_runs_replicated_probed_and_served(kustomization: str) -> None:
     volumes = {v["name"]: v for v in api["spec"]["template"]["spec"]["volumes"]}
     assert int(container["command"][container["command"].index("--workers") + 1]) > 1
     assert "emptyDir" in volumes[mounts[env["PROMETHEUS_MULTIPROC_DIR"]]]
+    # SIGTERM, then SIGKILL after the grace period: room to drain, then finish what was taken.
+    grace = api["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= float(env["DDBRIDGE_SHUTDOWN_DRAIN_SECONDS"]) + 15
 
     pod_labels = api["spec"]["template"]["metadata"]["labels"]
     service = one(resources, "Service", "ddbridge-api")
@@ -119,6 +122,8 @@ def test_the_worker_is_probed_on_its_own_port(kustomization: str) -> None:
         "path": WORKER_HEALTH_PATH,
         "port": port["name"],
     }
+    grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > int(env["DDBRIDGE_WORKER_SHUTDOWN_SECONDS"])
     budget = one(resources, "PodDisruptionBudget", "ddbridge-worker")
     labels = worker["spec"]["template"]["metadata"]["labels"]
     assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()

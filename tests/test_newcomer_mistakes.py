@@ -12,16 +12,19 @@ import sys
 import tomllib
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
 from harness import processes
 from service.crypto import generate_key
 from service.settings import DatabaseSettings
-from tests.support.stack import asyncpg_dsn
+from tests.support import payloads
+from tests.support.stack import Stack, asyncpg_dsn
 
 REPO = processes.REPO_ROOT
 NEWCOMER_TOKEN = secrets.token_urlsafe(32)
@@ -215,3 +218,30 @@ def test_showing_an_unknown_connection_prints_one_line(database_url: str) -> Non
     done = _run(["connections", "show", str(unknown)], _env(DDBRIDGE_DATABASE_URL=database_url))
     assert done.returncode == 1
     assert _one_line(done.stderr) == f"no connection with id {unknown}"
+
+
+SAMPLE_BODIES: dict[str, Any] = {
+    "metrics": payloads.metrics(),
+    "logs": payloads.logs(2),
+    "events": payloads.event(),
+    "service_checks": payloads.service_checks(2),
+    "incidents": payloads.incident(),
+    "traces": payloads.traces(2),
+}
+
+
+async def test_docs_describe_each_send_body(stack: Stack) -> None:
+    """Each send route documents its body (Datadog's format) in the OpenAPI document that
+    /docs shows; a body the route accepts matches it, one it refuses does not."""
+    document = (await stack.api.get("/openapi.json")).json()
+    for signal, body in SAMPLE_BODIES.items():
+        operation = document["paths"][f"/internal/v1/connections/{{connection_id}}/{signal}"][
+            "post"
+        ]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        jsonschema.validate(body, schema)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate("not a body", schema)
+        if isinstance(body, list):
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate([], schema)

@@ -17,39 +17,10 @@ from pydantic import TypeAdapter
 from service.api.deps import ResourcesDep, SessionDep, get_drain
 from service.api.guard import InternalRoute, internal_router
 from service.api.schemas import AcceptedOut, error_answers
-from service.intake import models
 from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
+from service.intake.parse import BODIES
 from service.settings import Settings
 from service.signals import OTLP_SIGNALS, SPECS, Signal
-
-BODIES: dict[Signal, Any] = {
-    Signal.METRICS: models.MetricPayload,
-    Signal.LOGS: list[models.HTTPLogItem],
-    Signal.EVENTS: models.EventCreateRequest | list[models.EventCreateRequest],
-    Signal.SERVICE_CHECKS: list[models.ServiceCheck],
-    Signal.INCIDENTS: models.IncidentCreateRequest,
-    Signal.TRACES: models.ExportTraceServiceRequest,
-}
-"""What each send's body is, for its description (the parser validates the same models)."""
-
-
-def body_schema(signal: Signal) -> dict[str, Any]:
-    """The JSON schema of a send body, self-contained (the models' `$defs` inlined)."""
-    schema = TypeAdapter(BODIES[signal]).json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(definitions[ref.removeprefix("#/$defs/")])
-            return {key: inline(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [inline(item) for item in node]
-        return node
-
-    inlined: dict[str, Any] = inline(schema)
-    return inlined
 
 
 class SendRoute(InternalRoute):
@@ -81,6 +52,26 @@ IdempotencyKey = Annotated[
         "same connection within 24 hours returns the first answer and stores nothing new.",
     ),
 ]
+
+
+def body_schema(signal: Signal) -> dict[str, Any]:
+    """The JSON Schema of `signal`'s body with its definitions inlined: the OpenAPI document
+    (and /docs) shows it as the request body, which the route reads itself."""
+    schema = TypeAdapter(BODIES[signal]).json_schema()
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return inline(definitions[reference.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 def _route(signal: Signal) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from service.errors import InvalidInput, Problem
 from service.intake import models
@@ -218,6 +218,17 @@ def _traces(document: Any, _now: float) -> Items:
     spans = sum(len(scope["spans"]) for rs in resource_spans for scope in rs["scopeSpans"])
     return Items(resource_spans, [None] * len(resource_spans), spans)
 
+
+BODIES: dict[Signal, Any] = {
+    Signal.METRICS: models.MetricPayload,
+    Signal.LOGS: Annotated[list[models.HTTPLogItem], Field(min_length=1)],
+    Signal.EVENTS: models.EventCreateRequest
+    | Annotated[list[models.EventCreateRequest], Field(min_length=1)],
+    Signal.SERVICE_CHECKS: Annotated[list[models.ServiceCheck], Field(min_length=1)],
+    Signal.INCIDENTS: models.IncidentCreateRequest,
+    Signal.TRACES: models.ExportTraceServiceRequest,
+}
+"""The body each signal's send takes, as a type (for the API's documentation)."""
 
 _PARSERS: dict[Signal, Callable[[Any, float], Items]] = {
     Signal.METRICS: _metrics,

@@ -1,8 +1,10 @@
-"""`ddbridge api --workers 2`: two processes behind one port, and `/metrics` counts them as one."""
+"""`ddbridge api --workers 2`: two processes behind one port, `/metrics` counts them as one,
+and SIGTERM drains them all."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 
@@ -53,7 +55,11 @@ async def test_two_processes_share_one_port_and_their_metrics(
     stale.write_bytes(b"a previous run's file")
     port = processes.free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**stack.environment(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {
+        **stack.environment(),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "DDBRIDGE_SHUTDOWN_DRAIN_SECONDS": "2",
+    }
     api = processes.start(
         f"api-workers-{port}",
         ["service", "api", "--workers", "2", "--port", str(port)],
@@ -94,6 +100,21 @@ async def test_two_processes_share_one_port_and_their_metrics(
                 assert scrape.status_code == 200
                 assert accepted_in(scrape.text) == sent
                 assert "ddbridge_backlog_items" in scrape.text
+
+            # SIGTERM to the parent (what Kubernetes signals): every process drains.
+            api.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            draining = 0
+            while draining < 4:  # several answers in a row, whichever process gives them
+                assert time.monotonic() < deadline, "readiness stayed true after SIGTERM"
+                ready = await http.get("/readyz")
+                draining = draining + 1 if ready.status_code == 503 else 0
+            assert ready.json()["status"] == "draining"
+            refused = await http.post(
+                f"/internal/v1/connections/{connection_id}/logs", json=payloads.logs(1)
+            )
+            assert refused.status_code == 503
+            assert refused.json()["error"] == "shutting_down"
+        assert await asyncio.to_thread(api.process.wait, 30) == 0, api.output_tail()
     finally:
         api.stop()
-    assert api.process.returncode == 0, api.output_tail()
