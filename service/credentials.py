@@ -67,12 +67,18 @@ RETRY_JITTER = 0.2
 `DDBRIDGE_REFRESH_RETRY_DELAYS`, so a fleet does not retry in step."""
 CLAIM_POLL_SECONDS = 0.1
 """How often a refresh waiting for another process's claim looks at the row again."""
+SHORT_PAUSE_SECONDS = 0.15
+"""A refresh that may call this soon waits in place rather than being rung again (it covers
+`TOKEN_CALL_GUARD`, the end of each second closed to token calls)."""
 CLIENT_REFUSAL_REPEAT = timedelta(hours=1)
 """While Datadog keeps refusing an OAuth client, its webhook event repeats this often at most."""
 CLOCK_SKEW = timedelta(seconds=0.1)
 """A refresh this close to its retry time counts as on time: the time is set, and the job rung
 for it runs, on machines whose clocks may differ a little (a job turned away by its own
 schedule could not ring itself again under its own id, and would wait for the reconciler)."""
+TOKEN_CALL_GUARD = timedelta(milliseconds=100)
+"""The end of each second in which no token call is taken: a call's time from its claim to
+its arrival at Datadog (commit, request) must fit in it for the per-site cap to hold there."""
 EXPIRING = timedelta(seconds=60)
 """A token this close to expiry is refreshed before it is used."""
 _SECRETS = ("access_token", "refresh_token", "api_key")
@@ -551,8 +557,14 @@ async def _refresh(
         claimed = await _claim(res, connection_id, margin, claim_length)
         if not isinstance(claimed, datetime):
             break
+        pause = (claimed - utcnow()).total_seconds()
+        if pause <= SHORT_PAUSE_SECONDS:  # e.g. the end of a second closed to token calls
+            await asyncio.sleep(max(pause, 0))
+            continue
         if not wait or utcnow() > deadline:
-            return RefreshOutcome(RefreshResult.DEFERRED, retry_at=claimed)
+            # A random point of the next open second: refused calls do not return at once.
+            spread = timedelta(seconds=random.uniform(0, 1 - TOKEN_CALL_GUARD.total_seconds()))  # noqa: S311
+            return RefreshOutcome(RefreshResult.DEFERRED, retry_at=claimed + spread)
         await asyncio.sleep(CLAIM_POLL_SECONDS)
     if isinstance(claimed, RefreshOutcome):
         return claimed
@@ -616,23 +628,33 @@ def _answer_without_a_call(
 
 async def _take_token_call(session: AsyncSession, domain: str, per_second: int) -> datetime | None:
     """Take one of the site's token calls of this second; if none is left, when the next
-    second starts. Held until the claim commits, so every process counts against one row."""
-    second = utcnow().replace(microsecond=0)
+    second starts. Held until the claim commits, so every process counts against one row.
+
+    Two things keep Datadog from seeing more than `per_second` in any second of arrival:
+    the second is the database clock's at the moment the row is updated (one clock for every
+    process, read after waiting for the row, so a late statement never turns the row back to
+    an older second), and the last `TOKEN_CALL_GUARD` of each second takes no call, so a call
+    taken late in a second still arrives within it.
+    """
+    now = func.clock_timestamp()
+    second = func.date_trunc("second", now)
     statement = pg_insert(TokenCallBudget).values(domain=domain, second=second, used=1)
     budget = TokenCallBudget.__table__
+    guard = timedelta(seconds=1) - TOKEN_CALL_GUARD
     taken = await session.scalar(
         statement.on_conflict_do_update(
             index_elements=[budget.c.domain],
             set_={
-                "second": statement.excluded.second,
-                "used": case(
-                    (budget.c.second == statement.excluded.second, budget.c.used + 1), else_=1
-                ),
+                "second": second,
+                "used": case((budget.c.second == second, budget.c.used + 1), else_=1),
             },
-            where=(budget.c.second != statement.excluded.second) | (budget.c.used < per_second),
+            where=(now - second < guard)
+            & ((budget.c.second < second) | (budget.c.used < per_second)),
         ).returning(budget.c.used)
     )
-    return None if taken is not None else second + timedelta(seconds=1)
+    if taken is not None:
+        return None
+    return utcnow().replace(microsecond=0) + timedelta(seconds=1)
 
 
 async def _store(

@@ -32,16 +32,21 @@ def refresh_time(expires_at: datetime, margin: timedelta) -> datetime:
     return expires_at - margin * (1 + random.uniform(0, REFRESH_JITTER))  # noqa: S311 (jitter)
 
 
-async def ring_refresh(redis: ArqRedis, connection_id: uuid.UUID, at: datetime) -> None:
+async def ring_refresh(
+    redis: ArqRedis, connection_id: uuid.UUID, at: datetime, *, due: bool = False
+) -> None:
     """Ring the worker to refresh the connection at `at`.
 
     The id names the millisecond: a running refresh holds its own id until it returns, so
-    the next ring, rung from inside it, must never collide with it.
+    the next ring, rung from inside it, must never collide with it. The reconciler rings
+    `due` connections under one id per connection instead, so a connection it rang a minute
+    ago and whose refresh has not run yet (a long queue) is not rung twice.
     """
+    moment = "due" if due else int(at.timestamp() * 1000)
     await redis.enqueue_job(
         REFRESH_CONNECTION,
         str(connection_id),
-        _job_id=f"{REFRESH_CONNECTION}:{connection_id}:{int(at.timestamp() * 1000)}",
+        _job_id=f"{REFRESH_CONNECTION}:{connection_id}:{moment}",
         _defer_until=at,
     )
 

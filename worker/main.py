@@ -193,7 +193,8 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
     now = utcnow()
     for connection_id, place in due:
         # Spread each site's refreshes over the minute at `rate` per second.
-        await jobs.ring_refresh(res.redis, connection_id, now + timedelta(seconds=place / rate))
+        at = now + timedelta(seconds=place / rate)
+        await jobs.ring_refresh(res.redis, connection_id, at, due=True)
     CRON_TICKS.labels(cron="refreshes").inc()
     return len(due)
 
