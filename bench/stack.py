@@ -139,6 +139,7 @@ def running_stack(database_url: str, redis_url: str, log_dir: Path) -> Iterator[
         "DDBRIDGE_DATABASE_URL": database_url,
         "DDBRIDGE_REDIS_URL": redis_url,
         "DDBRIDGE_PUBLIC_URL": api_url,
+        "DDBRIDGE_SIGNIN_URL": "https://partner.example/datadog/sign-in",
         "DDBRIDGE_INTERNAL_TOKENS": token,
         "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
         "DDBRIDGE_CLIENT_ID": client_id,

@@ -161,7 +161,8 @@ class Settings(KeyRingSettings):
     Production mode (the default) refuses what only a trial may use: internal tokens shorter
     than `MIN_TOKEN_LENGTH`, and plain-`http://` Datadog URL templates except to a loopback
     host (a TLS-originating sidecar, or the emulator in tests), since every call carries a
-    secret. `dev` mode allows both and adds the demo sign-in.
+    secret; and it needs `SIGNIN_URL`, where `/oauth/onboarding` hands each customer over.
+    `dev` mode allows the first two and stands its demo sign-in in for the third.
     """
 
     mode: Mode = "production"
@@ -182,6 +183,8 @@ class Settings(KeyRingSettings):
     defaults to `datadog_url_template`."""
     extra_sites: CommaList = []
     signin_url: str | None = None
+    """The partner's sign-in page `/oauth/onboarding` hands the browser to (required in
+    production mode; `dev` mode has a demo page)."""
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     """Signs webhook notifications (required with `webhook_url`)."""
@@ -254,6 +257,13 @@ class Settings(KeyRingSettings):
         SiteRegistry(value)  # raises ValueError naming the domain that is not a host name
         return value
 
+    @field_validator("signin_url")
+    @classmethod
+    def _signin_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and origin_of(value) is None:
+            raise ValueError("must be an absolute http(s) URL without credentials")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -297,6 +307,12 @@ class Settings(KeyRingSettings):
                     f"{_variable(name)}: production mode reaches Datadog over https:// only "
                     "(plain http:// only to a loopback host); unset it for Datadog itself"
                 )
+        if self.signin_url is None:
+            found.append(
+                "DDBRIDGE_SIGNIN_URL is not set: production mode hands customers arriving from "
+                "Datadog's tile (/oauth/onboarding) to the partner's sign-in page; set it to "
+                "that page's URL, or DDBRIDGE_MODE=dev for the demo sign-in"
+            )
         return found
 
     @property

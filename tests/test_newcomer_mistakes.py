@@ -114,6 +114,7 @@ def _app_settings(database_url: str, redis_url: str) -> dict[str, str]:
         "DDBRIDGE_ENCRYPTION_KEYS": generate_key(),
         "DDBRIDGE_CLIENT_ID": "client",
         "DDBRIDGE_CLIENT_SECRET": "secret",
+        "DDBRIDGE_SIGNIN_URL": "https://partner.example/datadog/sign-in",
     }
 
 

@@ -39,6 +39,7 @@ def _environment(redis_url: str) -> dict[str, str]:
         "DDBRIDGE_INTERNAL_TOKENS": INTERNAL_TOKEN,
         "DDBRIDGE_CLIENT_ID": "client",
         "DDBRIDGE_CLIENT_SECRET": CLIENT_SECRET,
+        "DDBRIDGE_SIGNIN_URL": "https://partner.example/datadog/sign-in",
         "DDBRIDGE_FLOW_TTL_SECONDS": "soon",
         "DDBRIDGE_QUEUE_NAME": f"settings-errors-{os.getpid()}",
     }
@@ -156,8 +157,18 @@ def _production(redis_url: str, **changes: str | None) -> dict[str, str]:
                 "DDBRIDGE_REDIS_URL is not set: production mode runs on a server of its own",
             ],
         ),
+        (
+            {"SIGNIN_URL": None},
+            ["DDBRIDGE_SIGNIN_URL is not set: production mode hands customers arriving from"],
+        ),
     ],
-    ids=["short token", "http template", "http browser template", "embedded databases"],
+    ids=[
+        "short token",
+        "http template",
+        "http browser template",
+        "embedded databases",
+        "no sign-in",
+    ],
 )
 def test_production_mode_refuses_what_only_a_trial_may_use(
     service_urls: tuple[str, str],
@@ -182,7 +193,7 @@ def test_production_mode_refuses_what_only_a_trial_may_use(
     assert not data_dir.exists(), "no embedded server was started"
 
 
-def test_dev_mode_allows_a_short_token_and_a_plain_http_emulator(
+def test_dev_mode_allows_a_short_token_a_plain_http_emulator_and_no_sign_in(
     service_urls: tuple[str, str],
 ) -> None:
     """What production refuses is a setting's problem there only (checked without starting)."""
@@ -192,6 +203,7 @@ def test_dev_mode_allows_a_short_token_and_a_plain_http_emulator(
         MODE="dev",
         INTERNAL_TOKENS="demo-internal-token",
         DATADOG_URL_TEMPLATE="http://emulator:8126/{host}",
+        SIGNIN_URL=None,
     )
     check = "from service.settings import Settings, load; print(load(Settings).mode)"
 

@@ -43,17 +43,8 @@ async def onboarding_page(
     except UnknownSiteError as exc:
         OAUTH_FLOWS.labels(outcome="unknown_site").inc()
         return failure_page(onboarding.unknown_site_failure(exc))
-    signin = res.settings.signin_url
-    if signin is None and res.settings.mode == "dev":
-        signin = f"{res.settings.public_url}/demo/signin"
-    if signin is None:
-        return page(
-            "Sign-in is not configured",
-            "This integration has no partner sign-in page configured (DDBRIDGE_SIGNIN_URL).",
-            advice="Contact the partner's support.",
-            status_code=501,
-            kind="failed",
-        )
+    # Production mode does not start without SIGNIN_URL; dev mode has the demo page.
+    signin = res.settings.signin_url or f"{res.settings.public_url}/demo/signin"
     query = {"site": target.app_host, "domain": target.site.domain if target.site else ""}
     onboarding_url = f"{res.settings.public_url}/oauth/onboarding?{urlencode(query)}"
     return RedirectResponse(

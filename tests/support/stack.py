@@ -18,6 +18,8 @@ import httpx
 from harness.processes import Child, free_port
 from service.sites import KNOWN_SITES
 
+PARTNER_SIGNIN_URL = "https://partner.example/datadog/sign-in"
+"""Where the stack's `/oauth/onboarding` hands customers (production mode needs one)."""
 CLIENT_SCOPES = ["api_keys_write", "monitors_read", "incident_write", "incident_read"]
 
 
@@ -98,6 +100,7 @@ class Stack:
             "DDBRIDGE_DATABASE_URL": self.database_url,
             "DDBRIDGE_REDIS_URL": self.redis_url,
             "DDBRIDGE_PUBLIC_URL": self.api_url,
+            "DDBRIDGE_SIGNIN_URL": PARTNER_SIGNIN_URL,
             "DDBRIDGE_INTERNAL_TOKENS": self.internal_token,
             "DDBRIDGE_ENCRYPTION_KEYS": ",".join(self.encryption_keys),
             "DDBRIDGE_CLIENT_ID": self.client_id,
