@@ -329,17 +329,25 @@ def require_scopes(connection: Connection, alternatives: Sequence[frozenset[str]
         raise MissingScope(connection.domain, alternatives, granted)
 
 
+async def _noting_unreadable(res: Resources, connection_id: uuid.UUID, opening: Awaitable[T]) -> T:
+    """What `opening` gives; a secret no configured key opens is shown on the connection
+    before `SecretUnreadable` goes on up."""
+    try:
+        return await opening
+    except SecretUnreadable as exc:
+        await _note_unreadable(res, connection_id, exc)
+        raise
+
+
 async def open_for_signal(
     res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
     """The credential delivering `signal` needs; raises `NotDeliverable`, `MissingScope`
     (nothing is sent; delivery refuses the items one by one), `GrantGone` or
     `SecretUnreadable` (also shown on the connection)."""
-    try:
-        return await _open_for_signal(res, connection_id, signal)
-    except SecretUnreadable as exc:
-        await _note_unreadable(res, connection_id, exc)
-        raise
+    return await _noting_unreadable(
+        res, connection_id, _open_for_signal(res, connection_id, signal)
+    )
 
 
 async def _open_for_signal(
@@ -365,11 +373,9 @@ async def open_for_scopes(
 ) -> OrgCredentials:
     """A fresh token for a call needing every scope of one of `alternatives`; raises as
     `open_for_scope` does."""
-    try:
-        return await _open_for_scopes(res, connection_id, alternatives)
-    except SecretUnreadable as exc:
-        await _note_unreadable(res, connection_id, exc)
-        raise
+    return await _noting_unreadable(
+        res, connection_id, _open_for_scopes(res, connection_id, alternatives)
+    )
 
 
 async def _open_for_scopes(
@@ -525,11 +531,9 @@ async def refresh(
     When another process is refreshing the connection, or the site's token calls of this
     second are used up, it waits (`wait`) or answers `DEFERRED` until then.
     """
-    try:
-        return await _refresh(res, connection_id, margin=margin, wait=wait)
-    except SecretUnreadable as exc:
-        await _note_unreadable(res, connection_id, exc)
-        raise
+    return await _noting_unreadable(
+        res, connection_id, _refresh(res, connection_id, margin=margin, wait=wait)
+    )
 
 
 @dataclass(frozen=True, slots=True)
