@@ -7,7 +7,9 @@ their own.
 
 The hot path (lease, rows, delivered, release) is one statement per step, run in autocommit:
 one round trip each instead of BEGIN, statement, COMMIT. Steps that change several tables
-(dead letters, splits, expiry) are one transaction each.
+(dead letters, splits, expiry) are one transaction each. Every delete from and insert into
+the outbox moves the connection's `backlogs` count by the same items, in the same statement
+or transaction.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import Update, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from service import connections as conns
-from service.models import Connection, DeadLetter, OutboxRow, Partition, utcnow
+from service.models import Backlog, Connection, DeadLetter, OutboxRow, Partition, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,7 @@ class PartitionStore:
             .cte("deleted")
         )
         count = select(func.coalesce(func.sum(deleted.c.item_count), 0)).scalar_subquery()
+        drained = self._backlog_change(-count).cte("drained")
         statement = (
             update(Partition)
             .where(*self._key)
@@ -146,6 +149,7 @@ class PartitionStore:
                 lease_until=utcnow() + self._lease,
             )
             .add_cte(deleted)
+            .add_cte(drained)
         )
         async with self._auto() as session:
             await session.execute(statement)
@@ -161,7 +165,7 @@ class PartitionStore:
     ) -> None:
         """Move a row to the dead letters with why (kept for operators to see and replay)."""
         async with self._sessions() as session, session.begin():
-            await session.execute(delete(OutboxRow).where(OutboxRow.id == row.id))
+            await self._remove(session, row)
             await self._bury(session, row, kind, reason, errors or [], status)
 
     async def replace(self, row: Row, parts: list[tuple[bytes, int]]) -> list[Row]:
@@ -206,10 +210,26 @@ class PartitionStore:
             update(Partition).where(*self._key).values({counter: counter + row.item_count})
         )
 
+    def _backlog_change(self, items: Any) -> Update:
+        """The connection's `backlogs` count moved by `items` (a number or an expression)."""
+        return (
+            update(Backlog)
+            .where(Backlog.connection_id == self.connection_id)
+            .values(pending_items=Backlog.pending_items + items)
+        )
+
+    async def _remove(self, session: AsyncSession, row: Row) -> None:
+        """Delete the row and take its items off the backlog (if it was still there)."""
+        gone = await session.scalar(
+            delete(OutboxRow).where(OutboxRow.id == row.id).returning(OutboxRow.item_count)
+        )
+        if gone:
+            await session.execute(self._backlog_change(-gone))
+
     async def _replace(
         self, session: AsyncSession, row: Row, parts: list[tuple[bytes, int]]
     ) -> list[Row]:
-        await session.execute(delete(OutboxRow).where(OutboxRow.id == row.id))
+        await self._remove(session, row)
         values: list[dict[str, Any]] = [
             {
                 "connection_id": self.connection_id,
@@ -225,6 +245,7 @@ class PartitionStore:
         ]
         if not values:
             return []
+        await session.execute(self._backlog_change(sum(v["item_count"] for v in values)))
         statement = insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True)
         ids = (await session.scalars(statement, values)).all()
         return [
