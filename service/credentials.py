@@ -357,7 +357,7 @@ async def open_for_signal(
 async def _open_for_signal(
     res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
-    async with res.sessionmaker() as session:
+    async with res.reads() as session:
         connection = await conns.get_connection(session, connection_id)
     site = res.sites.by_domain(connection.domain)
     check_deliverable(connection, signal, site)
@@ -387,7 +387,7 @@ async def open_for_scopes(
 async def _open_for_scopes(
     res: Resources, connection_id: uuid.UUID, alternatives: Sequence[frozenset[str]]
 ) -> OrgCredentials:
-    async with res.sessionmaker() as session:
+    async with res.reads() as session:
         connection = await conns.get_connection(session, connection_id)
     if connection.status != ConnectionStatus.ACTIVE or connection.refresh_token is None:
         raise NotDeliverable(

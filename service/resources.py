@@ -28,6 +28,9 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
+    """Sessions in autocommit, for reads that need no transaction: each statement one round
+    trip, without BEGIN and ROLLBACK around it."""
     redis: ArqRedis
     datadog: DatadogClient
     webhooks: httpx.AsyncClient
@@ -65,6 +68,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 settings=settings,
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
+                reads=create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
                 redis=redis,
                 datadog=DatadogClient(
                     http,

@@ -15,16 +15,17 @@ or transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Update, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from service import connections as conns
-from service.models import Backlog, Connection, DeadLetter, OutboxRow, Partition, utcnow
+from service.models import Backlog, DeadLetter, OutboxRow, Partition, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +52,19 @@ class PartitionStore:
     def __init__(
         self, engine: AsyncEngine, connection_id: uuid.UUID, signal: str, lease: timedelta
     ) -> None:
+        self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._auto = async_sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-        )
         self.connection_id = connection_id
         self.signal = signal
         self._lease = lease
         self._key = (Partition.connection_id == connection_id, Partition.signal == signal)
+
+    @asynccontextmanager
+    async def _auto(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in autocommit: each statement its own transaction, one round trip."""
+        async with self._engine.connect() as db:
+            await db.execution_options(isolation_level="AUTOCOMMIT")
+            yield db
 
     async def acquire(self) -> Lease | None:
         """Take the lease if free or lapsed; None when another drainer holds it."""
@@ -71,13 +77,9 @@ class PartitionStore:
             set_={"lease_until": statement.excluded.lease_until},
             where=(Partition.lease_until.is_(None)) | (Partition.lease_until < now),
         ).returning(Partition.paused_until, Partition.failures)
-        async with self._auto() as session:
-            row = (await session.execute(take)).one_or_none()
+        async with self._auto() as db:
+            row = (await db.execute(take)).one_or_none()
         return None if row is None else Lease(*row)
-
-    async def connection(self) -> Connection:
-        async with self._auto() as session:
-            return await conns.get_connection(session, self.connection_id)
 
     async def release(self) -> bool:
         """Give the lease back; True if rows are waiting (committed while we finished)."""
@@ -85,8 +87,8 @@ class PartitionStore:
             OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal
         )
         statement = update(Partition).where(*self._key).values(lease_until=None).returning(waiting)
-        async with self._auto() as session:
-            return bool((await session.execute(statement)).scalar())
+        async with self._auto() as db:
+            return bool((await db.execute(statement)).scalar())
 
     async def rows(self, limit: int, max_bytes: int) -> list[Row]:
         """The oldest pending rows in acceptance order: at most `limit`, and no more than
@@ -114,13 +116,13 @@ class PartitionStore:
             .where((window.c.before == 0) | (window.c.before < max_bytes))
             .order_by(window.c.id)
         )
-        async with self._auto() as session:
-            return [Row(*record) for record in await session.execute(query)]
+        async with self._auto() as db:
+            return [Row(*record) for record in await db.execute(query)]
 
     async def mark_unclear(self, rows: list[Row]) -> None:
         """Remember that these rows were sent without a clear answer (see incidents)."""
-        async with self._auto() as session:
-            await session.execute(
+        async with self._auto() as db:
+            await db.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_([r.id for r in rows]))
                 .values(attempts=OutboxRow.attempts + 1)
@@ -151,8 +153,8 @@ class PartitionStore:
             .add_cte(deleted)
             .add_cte(drained)
         )
-        async with self._auto() as session:
-            await session.execute(statement)
+        async with self._auto() as db:
+            await db.execute(statement)
 
     async def dead_letter(
         self,
@@ -255,8 +257,8 @@ class PartitionStore:
 
     async def pause(self, until: datetime, error: str) -> None:
         """Back off: nobody drains this partition before `until`."""
-        async with self._auto() as session:
-            await session.execute(
+        async with self._auto() as db:
+            await db.execute(
                 update(Partition)
                 .where(*self._key)
                 .values(
