@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -78,7 +79,12 @@ class Options:
             f"(default: {payloads.DEFAULT_ITEMS['metrics']:,} points, "
             f"{payloads.DEFAULT_ITEMS['logs']:,} lines)",
         )
-        parser.add_argument("--api-workers", type=int, default=1, help="`ddbridge api --workers N`")
+        parser.add_argument(
+            "--api-workers",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="`ddbridge api --workers N` (default: one per core)",
+        )
         parser.add_argument(
             "--skip-backlog", action="store_true", help="leave phase C (the backlog) out"
         )
