@@ -160,8 +160,8 @@ class _Drainer:
                 count = take(self.spec, fresh)
                 await self._deliver(fresh[:count])
                 fresh = fresh[count:]
-            if len(rows) < ROWS_PER_ROUND and sum(len(row.items) for row in rows) < ROUND_BYTES:
-                break  # the round held every row there was; release() tells of rows since
+            if not rows:
+                break  # release() tells of rows committed since
         # Rows committed while we were finishing get their doorbell from us (MORE).
         more = await self.store.release()
         return DrainResult(Outcome.MORE if more else Outcome.IDLE, delivered=self.delivered)
