@@ -19,6 +19,7 @@ import orjson
 from bench import measure, procs, profile
 from bench.oauth import Connected, DirectOrg
 from bench.stack import Stack
+from worker import main as worker
 
 MILLION = 1_000_000
 INTAKE_PATHS = {
@@ -61,9 +62,9 @@ class Bench:
             (
                 "api",
                 f"`ddbridge api --workers {workers}`: {api} process(es)"
-                + (" (a supervisor and its uvicorn processes)" if workers > 1 else ""),
+                + (" (the supervisor, its uvicorn processes and helpers)" if workers > 1 else ""),
             ),
-            ("worker", "one `ddbridge worker` (arq, max_jobs 10)"),
+            ("worker", f"one `ddbridge worker` (arq, {worker.JOBS} jobs at once)"),
             ("emulator", "one `fakedatadog --bench`"),
             (
                 "load generators",

@@ -46,11 +46,16 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open everything a process needs; close it all on exit, in reverse order."""
+async def open_resources(
+    settings: Settings, *, database_connections: int = 10
+) -> AsyncIterator[Resources]:
+    """Open everything a process needs; close it all on exit, in reverse order.
+
+    `database_connections` is what the pool keeps open: as many as the process uses at once
+    (past it, connections are opened and closed per use)."""
     keyring = settings.keyring()
     sites = SiteRegistry(settings.extra_sites)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=database_connections)
     redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
     timeout = httpx.Timeout(settings.datadog_timeout_seconds, connect=5.0)
     try:
