@@ -6,7 +6,7 @@ taken over (its unacknowledged rows are sent again: at least once). Rows need no
 their own.
 
 The hot path (lease, rows, delivered, release) is one statement per step, run in autocommit:
-one round trip each instead of BEGIN, statement, COMMIT. Steps that change several tables
+one round trip each instead of BEGIN, statement, COMMIT, each written once as SQL. Steps that change several tables
 (dead letters, splits, expiry) are one transaction each. Every delete from and insert into
 the outbox moves the connection's `backlogs` count by the same items, in the same statement
 or transaction.
@@ -21,11 +21,49 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, delete, exists, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Update, delete, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from service.models import Backlog, DeadLetter, OutboxRow, Partition, utcnow
+
+# The hot path's statements, as SQL written once: SQLAlchemy builds, and asyncpg prepares, each
+# of them once per connection, instead of a statement object built and traversed per call.
+_ACQUIRE = text(
+    "INSERT INTO partitions AS p (connection_id, signal, lease_until)"
+    " VALUES (CAST(:id AS uuid), CAST(:signal AS varchar), CAST(:until AS timestamptz))"
+    " ON CONFLICT (connection_id, signal) DO UPDATE SET lease_until = excluded.lease_until"
+    " WHERE p.lease_until IS NULL OR p.lease_until < CAST(:now AS timestamptz)"
+    " RETURNING p.paused_until, p.failures"
+)
+_RELEASE = text(
+    "UPDATE partitions SET lease_until = NULL"
+    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+    " RETURNING EXISTS (SELECT FROM outbox"
+    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar))"
+)
+_ROWS = text(
+    "SELECT id, batch_id, items, item_count, oldest_at, accepted_at, attempts FROM ("
+    " SELECT id, batch_id, items, item_count, oldest_at, accepted_at, attempts,"
+    " sum(octet_length(items)) OVER (ORDER BY id) - octet_length(items) AS before"
+    " FROM outbox WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+    " ORDER BY id LIMIT CAST(:limit AS integer)"
+    ") AS window_ WHERE before = 0 OR before < CAST(:max_bytes AS bigint) ORDER BY id"
+)
+"""Rows in order while the bytes before each stay under `max_bytes` (the first always)."""
+_DELIVERED = text(
+    "WITH deleted AS ("
+    " DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING item_count"
+    "), counted AS (SELECT coalesce(sum(item_count), 0) AS items FROM deleted"
+    "), drained AS ("
+    " UPDATE backlogs SET pending_items = pending_items - (SELECT items FROM counted)"
+    " WHERE connection_id = CAST(:id AS uuid)"
+    ")"
+    " UPDATE partitions SET delivered_items = delivered_items + (SELECT items FROM counted),"
+    " failures = 0, paused_until = NULL, last_error = NULL, last_delivered_at = now(),"
+    " lease_until = CAST(:until AS timestamptz)"
+    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+)
+"""Delete delivered rows, take them off the backlog and count them, renew the lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +96,7 @@ class PartitionStore:
         self.signal = signal
         self._lease = lease
         self._key = (Partition.connection_id == connection_id, Partition.signal == signal)
+        self._params = {"id": connection_id, "signal": signal}
 
     @asynccontextmanager
     async def _auto(self) -> AsyncIterator[AsyncConnection]:
@@ -69,55 +108,26 @@ class PartitionStore:
     async def acquire(self) -> Lease | None:
         """Take the lease if free or lapsed; None when another drainer holds it."""
         now = utcnow()
-        statement = pg_insert(Partition).values(
-            connection_id=self.connection_id, signal=self.signal, lease_until=now + self._lease
-        )
-        take = statement.on_conflict_do_update(
-            index_elements=[Partition.connection_id, Partition.signal],
-            set_={"lease_until": statement.excluded.lease_until},
-            where=(Partition.lease_until.is_(None)) | (Partition.lease_until < now),
-        ).returning(Partition.paused_until, Partition.failures)
         async with self._auto() as db:
-            row = (await db.execute(take)).one_or_none()
+            row = (
+                await db.execute(_ACQUIRE, {**self._params, "until": now + self._lease, "now": now})
+            ).one_or_none()
         return None if row is None else Lease(*row)
 
     async def release(self) -> bool:
         """Give the lease back; True if rows are waiting (committed while we finished)."""
-        waiting = exists().where(
-            OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal
-        )
-        statement = update(Partition).where(*self._key).values(lease_until=None).returning(waiting)
         async with self._auto() as db:
-            return bool((await db.execute(statement)).scalar())
+            return bool((await db.execute(_RELEASE, self._params)).scalar())
 
     async def rows(self, limit: int, max_bytes: int) -> list[Row]:
         """The oldest pending rows in acceptance order: at most `limit`, and no more than
         `max_bytes` of items (the first row always), so a worker's memory stays bounded
         whatever the backlog."""
-        size = func.octet_length(OutboxRow.items)
-        window = (
-            select(
-                OutboxRow.id,
-                OutboxRow.batch_id,
-                OutboxRow.items,
-                OutboxRow.item_count,
-                OutboxRow.oldest_at,
-                OutboxRow.accepted_at,
-                OutboxRow.attempts,
-                (func.sum(size).over(order_by=OutboxRow.id) - size).label("before"),
-            )
-            .where(OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal)
-            .order_by(OutboxRow.id)
-            .limit(limit)
-            .subquery()
-        )
-        query = (
-            select(*[column for column in window.c if column.name != "before"])
-            .where((window.c.before == 0) | (window.c.before < max_bytes))
-            .order_by(window.c.id)
-        )
         async with self._auto() as db:
-            return [Row(*record) for record in await db.execute(query)]
+            found = await db.execute(
+                _ROWS, {**self._params, "limit": limit, "max_bytes": max_bytes}
+            )
+            return [Row(*record) for record in found]
 
     async def mark_unclear(self, rows: list[Row]) -> None:
         """Remember that these rows were sent without a clear answer (see incidents)."""
@@ -131,30 +141,11 @@ class PartitionStore:
     async def delivered(self, rows: list[Row]) -> None:
         """Datadog took these rows: delete them, count them, renew the lease (one statement;
         only rows still there count, so a lapsed lease's second delivery is not counted)."""
-        deleted = (
-            delete(OutboxRow)
-            .where(OutboxRow.id.in_([r.id for r in rows]))
-            .returning(OutboxRow.item_count)
-            .cte("deleted")
-        )
-        count = select(func.coalesce(func.sum(deleted.c.item_count), 0)).scalar_subquery()
-        drained = self._backlog_change(-count).cte("drained")
-        statement = (
-            update(Partition)
-            .where(*self._key)
-            .values(
-                delivered_items=Partition.delivered_items + count,
-                failures=0,
-                paused_until=None,
-                last_error=None,
-                last_delivered_at=func.now(),
-                lease_until=utcnow() + self._lease,
-            )
-            .add_cte(deleted)
-            .add_cte(drained)
-        )
+        ids = [row.id for row in rows]
         async with self._auto() as db:
-            await db.execute(statement)
+            await db.execute(
+                _DELIVERED, {**self._params, "ids": ids, "until": utcnow() + self._lease}
+            )
 
     async def dead_letter(
         self,
