@@ -2,7 +2,8 @@
 
 It runs the whole pipeline on this machine as real processes (PostgreSQL, Redis, the emulator
 in bench mode, the API and one worker), connects 50 orgs across the nine sites through the
-real OAuth flow, and prints:
+real OAuth flow, sends `--items-per-post` items in each POST (default: 1,000 metric points in
+100 series, 500 log lines), and prints:
 
 - A, throughput: metric points and log lines accepted and delivered per second, sending as
   fast as ddbridge accepts, with CPU seconds per million items by process;
@@ -11,7 +12,7 @@ real OAuth flow, and prints:
   worker drains them, and the drain rate;
 - baselines: the official `datadog-api-client` and a raw httpx floor sending the same
   payloads straight to the emulator, and ddbridge's ratios to both;
-- the machine and the targets of issue 3, met or missed.
+- the process layout, the machine, and the targets of issues 3 and 11, met or missed.
 
 Figures, not assertions. Everything it starts is stopped and its database dropped at the end.
 `--record` appends the printed report to `bench/RESULTS.md` as a dated section.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bench import measure, oauth, phases, procs, profile, report
+from bench import measure, oauth, payloads, phases, procs, profile, report
 from bench.runner import run_on_stack
 from bench.stack import Stack
 from service.sites import KNOWN_SITES
@@ -55,6 +57,9 @@ class Options:
     load_processes: int
     concurrency: int
     profile: Path | None
+    items_per_post: dict[str, int]
+    api_workers: int
+    backlog: bool
 
     @classmethod
     def parse(cls) -> Options:
@@ -66,7 +71,26 @@ class Options:
         parser.add_argument(
             "--profile", type=Path, default=None, help="py-spy phase A into this directory"
         )
+        parser.add_argument(
+            "--items-per-post",
+            type=int,
+            default=None,
+            help="items in each send, metric points or log lines "
+            f"(default: {payloads.DEFAULT_ITEMS['metrics']:,} points, "
+            f"{payloads.DEFAULT_ITEMS['logs']:,} lines)",
+        )
+        parser.add_argument(
+            "--api-workers",
+            type=int,
+            default=os.cpu_count() or 1,
+            help="`ddbridge api --workers N` (default: one per core)",
+        )
+        parser.add_argument(
+            "--skip-backlog", action="store_true", help="leave phase C (the backlog) out"
+        )
         args = parser.parse_args()
+        if args.items_per_post is not None and args.items_per_post < 1:
+            parser.error("--items-per-post must be at least 1")
         quick = bool(args.quick)
         return cls(
             quick=quick,
@@ -79,6 +103,12 @@ class Options:
             load_processes=args.load_processes,
             concurrency=args.concurrency,
             profile=args.profile,
+            items_per_post={
+                signal: args.items_per_post or default
+                for signal, default in payloads.DEFAULT_ITEMS.items()
+            },
+            api_workers=args.api_workers,
+            backlog=not args.skip_backlog,
         )
 
 
@@ -114,17 +144,21 @@ async def run_phases(bench: phases.Bench, options: Options, out: report.Printer)
     report.latency(out, list(lat.values()))
     steady = {name: max(bench.sampler.of(name, ["start"]), default=0) for name in ("api", "worker")}
 
-    await settle_before(bench, options, out, "phase C")
-    size = options.backlog_points
-    build_timeout = BUILD_SECONDS * (0.2 if options.quick else 1.0)
-    out(f"... phase C: backlog of up to {size:,} points (build at most {build_timeout:.0f} s)")
-    held = await phases.backlog(bench, size, build_timeout, BACKLOG_BUDGET_SECONDS)
-    report.backlog(out, held, options.backlog_points)
+    flat = None
+    if options.backlog:
+        await settle_before(bench, options, out, "phase C")
+        size = options.backlog_points
+        build_timeout = BUILD_SECONDS * (0.2 if options.quick else 1.0)
+        out(f"... phase C: backlog of up to {size:,} points (build at most {build_timeout:.0f} s)")
+        held = await phases.backlog(bench, size, build_timeout, BACKLOG_BUDGET_SECONDS)
+        report.backlog(out, held, options.backlog_points)
+        flat = report.memory_flat(held, steady)
 
     base = await run_baselines(bench, options, out)
     report.baselines(out, list(base.values()), list(ours.values()))
     peaks = {c.name: procs.peak_rss_bytes(c.pid) for c in bench.stack.children() if c.alive()}
-    report.targets(out, ours, lat, base, report.memory_flat(held, steady), peaks)
+    balance = await phases.balance(bench, options.drain_timeout)
+    report.targets(out, ours, lat, base, flat, peaks, balance)
     if options.profile is not None:
         summary = options.profile / "summary.txt"
         files = sorted(options.profile.glob("*-*.txt"))
@@ -176,8 +210,16 @@ async def bench_with(stack: Stack, options: Options, out: report.Printer) -> Non
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected})
         sampler = measure.RssSampler(lambda: {})
         bench = phases.Bench(
-            stack, emu, connected, poller, sampler, options.load_processes, options.concurrency
+            stack,
+            emu,
+            connected,
+            poller,
+            sampler,
+            options.load_processes,
+            options.concurrency,
+            options.items_per_post,
         )
+        report.layout(out, bench.layout())
         sampler.pids = bench.pids
         bench.profile_dir = options.profile
         async with background(poller.run(), sampler.run()):
@@ -187,10 +229,16 @@ async def bench_with(stack: Stack, options: Options, out: report.Printer) -> Non
 def main() -> None:
     options = Options.parse()
     out = report.Printer()
-    run_on_stack("ddbridge-bench-", lambda stack: bench_with(stack, options, out), out)
+    run_on_stack(
+        "ddbridge-bench-",
+        lambda stack: bench_with(stack, options, out),
+        out,
+        api_workers=options.api_workers,
+    )
     if options.record:
         mode = "quick" if options.quick else "full"
-        report.record(out, f"({mode} run)")
+        sizes = ", ".join(f"{n:,} {s}" for s, n in options.items_per_post.items())
+        report.record(out, f"({mode} run, {sizes} per post)")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 
-from bench import measure, oauth, phases, procs, profile, report
+from bench import measure, oauth, payloads, phases, procs, profile, report
 from bench.forward import background
 from bench.oauth import Connected
 from bench.runner import run_on_stack
@@ -167,6 +167,7 @@ def load_config(
         "base_url": stack.api_url,
         "paths": [f"/internal/v1/connections/{connection.connection_id}/{signal}"],
         "signal": signal,
+        "items": payloads.DEFAULT_ITEMS[signal],
         "headers": {"Authorization": f"Bearer {stack.internal_token}"},
         "duration": options.window,
         "concurrency": options.concurrency,
@@ -564,7 +565,16 @@ async def bench_with(stack: Stack, options: Options, out: report.Printer) -> Non
         )
         poller = measure.DeliveryPoller(emu, {trio["healthy"].dd_oid})
         sampler = measure.RssSampler(lambda: {})
-        bench = phases.Bench(stack, emu, [trio["healthy"]], poller, sampler, 1, options.concurrency)
+        bench = phases.Bench(
+            stack,
+            emu,
+            [trio["healthy"]],
+            poller,
+            sampler,
+            1,
+            options.concurrency,
+            payloads.DEFAULT_ITEMS,
+        )
         async with background(poller.run()):
             outcome = await run_sequence(bench, api, trio, options, out)
         out()

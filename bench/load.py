@@ -6,8 +6,8 @@ answers come back (`concurrency` requests in flight) or paced at `rate` items pe
 its wall-clock time, so the caller can line acceptances up against deliveries. The body is
 built once, so the generator spends its CPU on HTTP only.
 
-Config keys: `base_url`, `paths`, `signal`, `headers`, `raw` (send the compressed intake
-body instead of the partner's JSON), `duration`, `concurrency`, `rate` (items/s or null),
+Config keys: `base_url`, `paths`, `signal`, `items` (per send), `headers`, `raw` (send the
+compressed intake body instead of the partner's JSON), `duration`, `concurrency`, `rate` (items/s or null),
 `max_items` (stop after this many sent items, or null), `start_at` (wall time to begin).
 """
 
@@ -58,19 +58,19 @@ class Plan:
 
     @classmethod
     def of(cls, config: dict[str, Any]) -> Plan:
-        signal = config["signal"]
+        signal, items = config["signal"], int(config["items"])
         headers = {"Content-Type": "application/json", **config.get("headers", {})}
         if config.get("raw"):
-            body, encoding = payloads.wire_body(signal)
+            body, encoding = payloads.wire_body(signal, items)
             headers.update(encoding)
         else:
-            body = payloads.body(signal)
+            body = payloads.body(signal, items)
         return cls(
             base_url=config["base_url"],
             paths=config["paths"],
             headers=headers,
             body=body,
-            items=payloads.SHAPES[signal].items,
+            items=items,
             duration=float(config["duration"]),
             concurrency=int(config.get("concurrency", 8)),
             rate=config.get("rate"),

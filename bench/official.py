@@ -1,7 +1,7 @@
 """The official `datadog-api-client` as a partner without ddbridge uses it.
 
 `python -m bench.official '<json config>'` prints a JSON result. Config keys: `emulator_url`,
-`api_key`, `signal` (metrics or logs), `duration`, `threads`.
+`api_key`, `signal` (metrics or logs), `items` (per call), `duration`, `threads`.
 
 Each thread has its own `ApiClient` and calls `MetricsApi.submit_metrics` or
 `LogsApi.submit_log` once per request, with the client's defaults (no compression, no
@@ -43,7 +43,7 @@ API_HOST = "api.datadoghq.com"
 LOGS_HOST = "http-intake.logs.datadoghq.com"
 
 
-def metric_payload() -> Any:
+def metric_payload(items: int) -> Any:
     """The benchmark's series payload as the client's models."""
     series = [
         MetricSeries(
@@ -53,14 +53,14 @@ def metric_payload() -> Any:
             tags=s["tags"],
             resources=[MetricResource(type=r["type"], name=r["name"]) for r in s["resources"]],
         )
-        for s in payloads.metrics_document()["series"]
+        for s in payloads.metrics_document(items)["series"]
     ]
     return MetricPayload(series=series)
 
 
-def http_log() -> Any:
+def http_log(items: int) -> Any:
     """The benchmark's log lines as the client's models."""
-    return _HTTPLog([HTTPLogItem(**line) for line in payloads.logs_document()])
+    return _HTTPLog([HTTPLogItem(**line) for line in payloads.logs_document(items)])
 
 
 def configuration(emulator_url: str, host: str, api_key: str) -> Any:
@@ -88,7 +88,7 @@ class Caller(threading.Thread):
         with ApiClient(setup) as client:
             api = _MetricsApi(client) if signal == "metrics" else _LogsApi(client)
             call = api.submit_metrics if signal == "metrics" else api.submit_log
-            per_call = payloads.SHAPES[signal].items
+            per_call = int(self.config["items"])
             while time.time() < self.deadline:
                 try:
                     call(body=self.body)
@@ -99,7 +99,8 @@ class Caller(threading.Thread):
 
 def run(config: dict[str, Any]) -> dict[str, Any]:
     """Run the callers for `duration` seconds; items sent, time and CPU of this process."""
-    body = metric_payload() if config["signal"] == "metrics" else http_log()
+    items = int(config["items"])
+    body = metric_payload(items) if config["signal"] == "metrics" else http_log(items)
     me = psutil.Process()
     before = me.cpu_times()
     started = time.time()

@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import orjson
 
-from bench import measure, payloads, profile
+from bench import measure, procs, profile
 from bench.oauth import Connected, DirectOrg
 from bench.stack import Stack
+from worker import main as worker
 
 MILLION = 1_000_000
 INTAKE_PATHS = {
@@ -38,6 +39,8 @@ class Bench:
     sampler: measure.RssSampler
     load_processes: int
     concurrency: int
+    items_per_post: dict[str, int]
+    """Items in each send, by signal (ddbridge's and the baselines' alike)."""
     accepted: dict[str, int] = field(default_factory=dict)
     """Items ddbridge accepted so far in the run, by signal."""
     profile_dir: Path | None = None
@@ -49,6 +52,28 @@ class Bench:
 
     def cpu(self) -> measure.CpuSnapshot:
         return measure.CpuSnapshot.take(self.pids())
+
+    def layout(self) -> list[tuple[str, str]]:
+        """(process, what runs there) for the report."""
+        pids = self.pids()
+        api = procs.processes(pids["api"]) if "api" in pids else 0
+        workers = self.stack.api_workers
+        return [
+            (
+                "api",
+                f"`ddbridge api --workers {workers}`: {api} process(es)"
+                + (" (the supervisor, its uvicorn processes and helpers)" if workers > 1 else ""),
+            ),
+            ("worker", f"one `ddbridge worker` (arq, {worker.JOBS} jobs at once)"),
+            ("emulator", "one `fakedatadog --bench`"),
+            (
+                "load generators",
+                f"{self.load_processes} processes x {self.concurrency} sends in flight, "
+                + ", ".join(f"{n:,} {s}" for s, n in self.items_per_post.items())
+                + " per send",
+            ),
+            ("postgres, redis", "the machine's or embedded (see the first line)"),
+        ]
 
 
 # Load generators.
@@ -133,6 +158,7 @@ def ddbridge_load(
             "base_url": bench.stack.api_url,
             "paths": paths[i::count],
             "signal": signal,
+            "items": bench.items_per_post[signal],
             "headers": {"Authorization": f"Bearer {bench.stack.internal_token}"},
             "duration": duration,
             "concurrency": bench.concurrency,
@@ -173,6 +199,14 @@ async def settle(bench: Bench, within: float) -> dict[str, int]:
     counts = await measure.delivered(bench.emu, bench.poller.dd_oids)
     pending = {s: level - counts.get(s, 0) for s, level in bench.accepted.items()}
     return {s: n for s, n in pending.items() if n > 0}
+
+
+async def balance(bench: Bench, within: float) -> dict[str, tuple[int, int]]:
+    """(accepted, delivered) by signal over the whole run, once what is pending has had
+    `within` seconds to arrive."""
+    await settle(bench, within)
+    counts = await measure.delivered(bench.emu, bench.poller.dd_oids)
+    return {s: (level, counts.get(s, 0)) for s, level in bench.accepted.items()}
 
 
 def count_accepted(bench: Bench, signal: str, load: Load) -> None:
@@ -395,6 +429,7 @@ async def official(
             "emulator_url": bench.stack.emulator_url,
             "api_key": org.api_key,
             "signal": signal,
+            "items": bench.items_per_post[signal],
             "duration": duration,
             "threads": threads,
         },
@@ -422,6 +457,7 @@ async def raw_floor(
                 "base_url": bench.stack.emulator_url,
                 "paths": [INTAKE_PATHS[signal]],
                 "signal": signal,
+                "items": bench.items_per_post[signal],
                 "headers": {"DD-API-KEY": org.api_key},
                 "raw": True,
                 "duration": duration,
@@ -432,7 +468,3 @@ async def raw_floor(
     emulator = before.until(bench.cpu()).get("emulator", 0.0)
     failures = sum(n for status, n in load.statuses.items() if not status.startswith("2"))
     return Baseline("raw floor", signal, load.items, load.seconds, load.cpu, emulator, failures)
-
-
-def items_per_request(signal: str) -> int:
-    return payloads.SHAPES[signal].items

@@ -1,7 +1,7 @@
 """Sampling profiles of the API, worker and emulator while phase A runs (`--profile DIR`).
 
-py-spy (`pip install py-spy`) records each process for the phase's window into collapsed
-stacks (`DIR/<process>-<signal>.txt`). `python -m bench.profile FILE...` prints where the
+py-spy (`pip install py-spy`) records each process, with its subprocesses (the API's uvicorn
+processes), for the phase's window into collapsed stacks (`DIR/<process>-<signal>.txt`). `python -m bench.profile FILE...` prints where the
 samples went: by our own function (inclusive) and by leaf (self time).
 """
 
@@ -41,6 +41,7 @@ def start(
                 "--format",
                 "raw",
                 "--nonblocking",
+                "--subprocesses",
                 "--output",
                 str(out_dir / f"{name}-{tag}.txt"),
             ],

@@ -17,8 +17,10 @@ from bench.phases import Backlog, Baseline, Latency, Throughput
 
 MIB = 1024 * 1024
 TARGET_POINTS_PER_SECOND = 100_000
-TARGET_LINES_PER_SECOND = 50_000
+TARGET_LINES_PER_SECOND = 100_000
 TARGET_P99_SECONDS = 2.0
+TARGET_FLOOR_FACTOR = 5.0
+"""API+worker CPU per million items at most this many times the raw floor's (issue 11)."""
 FLAT_FACTOR = 1.5
 FLAT_SLACK_BYTES = 64 * MIB
 
@@ -80,6 +82,12 @@ def machine() -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("OS", f"{platform.system()} {platform.release()}"),
     ]
+
+
+def layout(out: Printer, rows: list[tuple[str, str]]) -> None:
+    out("Process layout (each process's CPU counts its descendants)")
+    out.table(["process", "what runs"], [[name, what] for name, what in rows])
+    out()
 
 
 def throughput(out: Printer, results: list[Throughput]) -> None:
@@ -281,8 +289,9 @@ def targets(
     ours: dict[str, Throughput],
     lat: dict[str, Latency],
     base: dict[str, Baseline],
-    flat: bool,
+    flat: bool | None,
     peaks: dict[str, int],
+    balance: dict[str, tuple[int, int]],
 ) -> None:
     out("Machine")
     out.table(["", ""], [[k, v] for k, v in machine()])
@@ -334,12 +343,38 @@ def targets(
             cpu,
         )
     )
+    for signal, sent in ours.items():
+        floor = base.get(f"{signal}:raw")
+        floor_cpu = floor.cpu_per_million if floor else None
+        both = _sum(sent.cpu_per_million("api", sent.load.items), sent.cpu_per_million("worker"))
+        limit_both = None if floor_cpu is None else floor_cpu * TARGET_FLOOR_FACTOR
+        ratio = "" if both is None or not floor_cpu else f" ({both / floor_cpu:.1f}x)"
+        rows.append(
+            [
+                f"api+worker CPU per million {signal} items",
+                f"<= {TARGET_FLOOR_FACTOR:g}x raw floor ({cpu(limit_both)})",
+                cpu(both) + ratio,
+                "n/a"
+                if both is None or limit_both is None
+                else ("met" if both <= limit_both else "MISSED"),
+            ]
+        )
+    for signal, (accepted, delivered) in balance.items():
+        lost, extra = max(0, accepted - delivered), max(0, delivered - accepted)
+        rows.append(
+            [
+                f"{signal} lost over the run",
+                "0",
+                f"{lost:,} (accepted {accepted:,}, delivered {delivered:,}, {extra:,} more)",
+                "met" if lost == 0 else "MISSED",
+            ]
+        )
     rows.append(
         [
             "memory flat during backlog build and drain",
             f"< {FLAT_FACTOR}x steady peak + {mib(FLAT_SLACK_BYTES)}",
-            "yes" if flat else "no",
-            "met" if flat else "MISSED",
+            {None: "not run", True: "yes", False: "no"}[flat],
+            {None: "n/a", True: "met", False: "MISSED"}[flat],
         ]
     )
     out("Targets")

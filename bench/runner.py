@@ -14,13 +14,18 @@ from bench.stack import Stack, data_services, fresh_database, running_stack
 
 
 def run_on_stack(
-    prefix: str, body: Callable[[Stack], Coroutine[Any, Any, None]], out: Printer
+    prefix: str,
+    body: Callable[[Stack], Coroutine[Any, Any, None]],
+    out: Printer,
+    *,
+    api_workers: int = 1,
 ) -> None:
-    """Start everything, run `body` against it, stop everything and drop the database."""
+    """Start everything (the API as `api_workers` processes), run `body` against it, stop
+    everything and drop the database."""
     started = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix=prefix))
     with data_services() as (admin_url, redis_url, origin), fresh_database(admin_url) as url:
         out(f"{origin}; logs of the processes in {log_dir}")
-        with running_stack(url, redis_url, log_dir) as stack:
+        with running_stack(url, redis_url, log_dir, api_workers) as stack:
             asyncio.run(body(stack))
     out(f"total run time {time.monotonic() - started:.0f} s")

@@ -77,7 +77,7 @@ class Database:
 async def storage(
     bench: phases.Bench, database: Database, signal: str, out: report.Printer
 ) -> None:
-    items_per_send = payloads.SHAPES[signal].items
+    items_per_send = bench.items_per_post[signal]
     target = SENDS * items_per_send
     base = await phases.delivered_now(bench, signal)
     await asyncio.to_thread(bench.stack.stop_worker)
@@ -113,7 +113,8 @@ async def small_sends(bench: phases.Bench, out: report.Printer) -> None:
         {
             "base_url": stack.api_url,
             "paths": paths[i::2],
-            "signal": "metric",
+            "signal": "metrics",
+            "items": 1,  # one series of one point: the smallest send
             "headers": {"Authorization": f"Bearer {stack.internal_token}"},
             "duration": SMALL_SECONDS,
             "concurrency": 8,
@@ -167,7 +168,16 @@ async def scaling(stack: Stack, out: report.Printer) -> None:
         connected = await oauth.connect_orgs(api, emu, CONNECTIONS, secrets.token_hex(3))
         out(f"connected {len(connected)} orgs across {len(domains)} sites")
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected}, interval=0.2)
-        bench = phases.Bench(stack, emu, connected, poller, measure.RssSampler(lambda: {}), 2, 8)
+        bench = phases.Bench(
+            stack,
+            emu,
+            connected,
+            poller,
+            measure.RssSampler(lambda: {}),
+            2,
+            8,
+            dict(payloads.DEFAULT_ITEMS),
+        )
         polling = asyncio.ensure_future(poller.run())
         try:
             if embedded_postgres_cpu() is None:

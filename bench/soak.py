@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 import redis.asyncio
 
-from bench import measure, oauth, phases, procs, report
+from bench import measure, oauth, payloads, phases, procs, report
 from bench.runner import run_on_stack
 from bench.stack import Stack, asyncpg_dsn
 from service.sites import KNOWN_SITES
@@ -242,7 +242,9 @@ async def soak(stack: Stack, options: Options, out: report.Printer) -> None:
         out(f"connected {len(connected)} orgs across {len(domains)} sites through the OAuth flow")
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected}, interval=0.5)
         sampler_rss = measure.RssSampler(lambda: {})
-        bench = phases.Bench(stack, emu, connected, poller, sampler_rss, 2, 8)
+        bench = phases.Bench(
+            stack, emu, connected, poller, sampler_rss, 2, 8, dict(payloads.DEFAULT_ITEMS)
+        )
         polling = asyncio.ensure_future(poller.run())
         try:
             await _soak(bench, stack, options, out)

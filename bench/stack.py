@@ -98,6 +98,8 @@ class Stack:
     client_secret: str
     env: dict[str, str]
     log_dir: Path
+    api_workers: int = 1
+    """`ddbridge api --workers`: uvicorn processes behind the API's one port."""
     emulator: processes.Child | None = None
     api: processes.Child | None = None
     worker: processes.Child | None = None
@@ -123,8 +125,11 @@ class Stack:
 
 
 @contextmanager
-def running_stack(database_url: str, redis_url: str, log_dir: Path) -> Iterator[Stack]:
-    """Start the emulator (bench mode), the API and one worker; stop them all on exit."""
+def running_stack(
+    database_url: str, redis_url: str, log_dir: Path, api_workers: int = 1
+) -> Iterator[Stack]:
+    """Start the emulator (bench mode), the API (`api_workers` processes) and one worker;
+    stop them all on exit."""
     emulator_port, api_port, metrics_port = (
         processes.free_port(),
         processes.free_port(),
@@ -158,13 +163,17 @@ def running_stack(database_url: str, redis_url: str, log_dir: Path) -> Iterator[
         client_secret=client_secret,
         env=env,
         log_dir=log_dir,
+        api_workers=api_workers,
     )
     try:
         stack.emulator = processes.start(
             "emulator", ["fakedatadog", "--bench", "--port", str(emulator_port)], env, log_dir
         )
         stack.api = processes.start(
-            "api", ["service", "api", "--port", str(api_port)], env, log_dir
+            "api",
+            ["service", "api", "--port", str(api_port), "--workers", str(api_workers)],
+            env,
+            log_dir,
         )
         processes.wait_until_answers(stack.emulator, f"{emulator_url}/_emulator/health", 60)
         processes.wait_until_answers(stack.api, f"{api_url}/readyz", 60)

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -294,7 +294,25 @@ def reseal(keyring: KeyRing, connection: Connection) -> int:
 # Judging whether a connection may make a call, before any request.
 
 
-def check_deliverable(connection: Connection, signal: Signal, site: Site) -> None:
+class Standing(Protocol):
+    """What these judgements read of a connection: a `Connection`, or a row of its columns
+    (the send path reads only these)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_reason(self) -> str | None: ...
+    @property
+    def scopes(self) -> list[str]: ...
+    @property
+    def domain(self) -> str: ...
+    @property
+    def api_key(self) -> bytes | None: ...
+    @property
+    def refresh_token(self) -> bytes | None: ...
+
+
+def check_deliverable(connection: Standing, signal: Signal, site: Site) -> None:
     """409 unless the connection can deliver this signal (with its status in the answer);
     403 `missing_scope` if the signal needs a scope the grant lacks."""
     spec = SPECS[signal]
@@ -317,11 +335,11 @@ def check_deliverable(connection: Connection, signal: Signal, site: Site) -> Non
         require_scope(connection, spec.scope)
 
 
-def require_scope(connection: Connection, scope: str) -> None:
+def require_scope(connection: Standing, scope: str) -> None:
     require_scopes(connection, [frozenset({scope})])
 
 
-def require_scopes(connection: Connection, alternatives: Sequence[frozenset[str]]) -> None:
+def require_scopes(connection: Standing, alternatives: Sequence[frozenset[str]]) -> None:
     """`MissingScope` unless the grant holds every scope of at least one alternative; the
     answer names the first missing scope (`scope`) and, when there are several ways, all."""
     granted = set(connection.scopes)
@@ -353,7 +371,7 @@ async def open_for_signal(
 async def _open_for_signal(
     res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
-    async with res.sessionmaker() as session:
+    async with res.reads() as session:
         connection = await conns.get_connection(session, connection_id)
     site = res.sites.by_domain(connection.domain)
     check_deliverable(connection, signal, site)
@@ -381,7 +399,7 @@ async def open_for_scopes(
 async def _open_for_scopes(
     res: Resources, connection_id: uuid.UUID, alternatives: Sequence[frozenset[str]]
 ) -> OrgCredentials:
-    async with res.sessionmaker() as session:
+    async with res.reads() as session:
         connection = await conns.get_connection(session, connection_id)
     if connection.status != ConnectionStatus.ACTIVE or connection.refresh_token is None:
         raise NotDeliverable(

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.models import DeadLetter, OutboxRow, Partition, utcnow
+from service.models import Backlog, DeadLetter, OutboxRow, Partition, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,18 @@ async def replay(
                 for row in marked
             ],
         )
-    await session.commit()
     totals: dict[tuple[uuid.UUID, str], int] = {}
     for row in marked:
         key = (row.connection_id, row.signal)
         totals[key] = totals.get(key, 0) + row.item_count
+    if marked:  # an operator's replay is not refused by the backlog cap, but counts in it
+        added = sum(totals.values())
+        statement = pg_insert(Backlog).values(connection_id=connection_id, pending_items=added)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Backlog.connection_id],
+                set_={"pending_items": Backlog.pending_items + statement.excluded.pending_items},
+            )
+        )
+    await session.commit()
     return [(cid, signal, items) for (cid, signal), items in totals.items()]

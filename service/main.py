@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any, TypedDict
@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import browser, docs, internal, ops, otlp, passthrough, sends
 from service.api.guard import PREFIX
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for database_error in (DBAPIError, PoolTimeoutError, OSError):
         app.add_exception_handler(database_error, _database_unavailable)
-    app.middleware("http")(_log_request)
+    app.add_middleware(RequestLog)
     return app
 
 
@@ -160,22 +161,38 @@ def redact_access_log() -> None:
         access.addFilter(_RedactedAccessLine())
 
 
-async def _log_request(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
+class RequestLog:
     """One line per request, naming the route template: paths and queries carry tickets,
-    codes and states, which never reach a log."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    log.info(
-        "%s %s %d %.1fms",
-        request.method,
-        getattr(route, "path", "(no route)"),
-        response.status_code,
-        (time.perf_counter() - started) * 1000,
-    )
-    return response
+    codes and states, which never reach a log.
+
+    Plain ASGI rather than `BaseHTTPMiddleware`, which runs each request in a task of its
+    own behind a memory stream: it only watches the status go by.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watched)
+        log.info(
+            "%s %s %d %.1fms",
+            scope["method"],
+            getattr(scope.get("route"), "path", "(no route)"),
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
 
 
 app = create_app()

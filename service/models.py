@@ -213,6 +213,21 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class Backlog(Base):
+    """Items one connection has waiting in the outbox, all signals together: changed in the
+    same statement or transaction as every insert into and delete from `outbox`, so the
+    internal API checks its backlog cap against one row instead of summing the outbox.
+
+    A connection has no row until its first send (nothing waiting)."""
+
+    __tablename__ = "backlogs"
+
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    pending_items: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
 class Partition(Base):
     """Delivery state of one (connection, signal): its lease, retry state and counters."""
 

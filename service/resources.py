@@ -28,6 +28,9 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
+    """Sessions in autocommit, for reads that need no transaction: each statement one round
+    trip, without BEGIN and ROLLBACK around it."""
     redis: ArqRedis
     datadog: DatadogClient
     webhooks: httpx.AsyncClient
@@ -43,11 +46,16 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open everything a process needs; close it all on exit, in reverse order."""
+async def open_resources(
+    settings: Settings, *, database_connections: int = 10
+) -> AsyncIterator[Resources]:
+    """Open everything a process needs; close it all on exit, in reverse order.
+
+    `database_connections` is what the pool keeps open: as many as the process uses at once
+    (past it, connections are opened and closed per use)."""
     keyring = settings.keyring()
     sites = SiteRegistry(settings.extra_sites)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=database_connections)
     redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
     timeout = httpx.Timeout(settings.datadog_timeout_seconds, connect=5.0)
     try:
@@ -65,6 +73,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 settings=settings,
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
+                reads=create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
                 redis=redis,
                 datadog=DatadogClient(
                     http,

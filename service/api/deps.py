@@ -1,7 +1,8 @@
 """Dependencies named once: `ResourcesDep`, `SessionDep` and `DrainDep`.
 
 The internal token is not a dependency: FastAPI reads a body before dependencies run, so
-`service.api.guard` checks it first.
+`service.api.guard` checks it first. Each dependency is `async def`: FastAPI runs a plain
+`def` one in its thread pool, a thread hand-off per request for reading an attribute.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ def get_resources(request: Request) -> Resources:
     return resources
 
 
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+async def _resources(request: Request) -> Resources:
+    return get_resources(request)
+
+
+ResourcesDep = Annotated[Resources, Depends(_resources)]
 
 
 def get_drain(request: Request) -> Drain:
@@ -29,7 +34,11 @@ def get_drain(request: Request) -> Drain:
     return drain
 
 
-DrainDep = Annotated[Drain, Depends(get_drain)]
+async def _drain(request: Request) -> Drain:
+    return get_drain(request)
+
+
+DrainDep = Annotated[Drain, Depends(_drain)]
 
 
 async def get_session(res: ResourcesDep) -> AsyncIterator[AsyncSession]:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import otlp
-from service.api.deps import ResourcesDep, SessionDep
+from service.api.deps import ResourcesDep
 from service.api.guard import internal_router
 from service.api.sends import IdempotencyKey, SendRoute
 from service.dbcheck import database_problem
@@ -126,12 +126,11 @@ def _route(signal: Signal, path: str) -> None:
         connection_id: uuid.UUID,
         request: Request,
         res: ResourcesDep,
-        session: SessionDep,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         encoding = media_type(request.headers.get("content-type"))
         sent = Export(await request.body(), encoding, request.headers.get("content-encoding"))
-        answer = await accept_export(res, session, connection_id, signal, sent, idempotency_key)
+        answer = await accept_export(res, connection_id, signal, sent, idempotency_key)
         response = kind.response()
         if answer["rejected"]:
             success = response.partial_success  # type: ignore[attr-defined]

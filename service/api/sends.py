@@ -14,7 +14,7 @@ from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
-from service.api.deps import ResourcesDep, SessionDep, get_drain
+from service.api.deps import ResourcesDep, get_drain
 from service.api.guard import InternalRoute, internal_router
 from service.api.schemas import AcceptedOut, error_answers
 from service.intake.accept import MAX_IDEMPOTENCY_KEY_LENGTH, accept
@@ -79,13 +79,10 @@ def _route(signal: Signal) -> None:
         connection_id: uuid.UUID,
         request: Request,
         res: ResourcesDep,
-        session: SessionDep,
         idempotency_key: IdempotencyKey = None,
     ) -> JSONResponse:
         body = await request.body()  # read by `SendRoute` within its limit and the budget
-        answer: dict[str, Any] = await accept(
-            res, session, connection_id, signal, body, idempotency_key
-        )
+        answer: dict[str, Any] = await accept(res, connection_id, signal, body, idempotency_key)
         return JSONResponse(answer, status_code=202)
 
     send.__doc__ = f"Accept {signal.value} in Datadog's format for delivery to the org."

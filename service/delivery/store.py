@@ -6,23 +6,64 @@ taken over (its unacknowledged rows are sent again: at least once). Rows need no
 their own.
 
 The hot path (lease, rows, delivered, release) is one statement per step, run in autocommit:
-one round trip each instead of BEGIN, statement, COMMIT. Steps that change several tables
-(dead letters, splits, expiry) are one transaction each.
+one round trip each instead of BEGIN, statement, COMMIT, each written once as SQL. Steps that change several tables
+(dead letters, splits, expiry) are one transaction each. Every delete from and insert into
+the outbox moves the connection's `backlogs` count by the same items, in the same statement
+or transaction.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Update, delete, insert, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from service import connections as conns
-from service.models import Connection, DeadLetter, OutboxRow, Partition, utcnow
+from service.models import Backlog, DeadLetter, OutboxRow, Partition, utcnow
+
+# The hot path's statements, as SQL written once: SQLAlchemy builds, and asyncpg prepares, each
+# of them once per connection, instead of a statement object built and traversed per call.
+_ACQUIRE = text(
+    "INSERT INTO partitions AS p (connection_id, signal, lease_until)"
+    " VALUES (CAST(:id AS uuid), CAST(:signal AS varchar), CAST(:until AS timestamptz))"
+    " ON CONFLICT (connection_id, signal) DO UPDATE SET lease_until = excluded.lease_until"
+    " WHERE p.lease_until IS NULL OR p.lease_until < CAST(:now AS timestamptz)"
+    " RETURNING p.paused_until, p.failures"
+)
+_RELEASE = text(
+    "UPDATE partitions SET lease_until = NULL"
+    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+    " RETURNING EXISTS (SELECT FROM outbox"
+    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar))"
+)
+_ROWS = text(
+    "SELECT id, batch_id, items, item_count, oldest_at, accepted_at, attempts FROM ("
+    " SELECT id, batch_id, items, item_count, oldest_at, accepted_at, attempts,"
+    " sum(octet_length(items)) OVER (ORDER BY id) - octet_length(items) AS before"
+    " FROM outbox WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+    " ORDER BY id LIMIT CAST(:limit AS integer)"
+    ") AS window_ WHERE before = 0 OR before < CAST(:max_bytes AS bigint) ORDER BY id"
+)
+"""Rows in order while the bytes before each stay under `max_bytes` (the first always)."""
+_DELIVERED = text(
+    "WITH deleted AS ("
+    " DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING item_count"
+    "), counted AS (SELECT coalesce(sum(item_count), 0) AS items FROM deleted"
+    "), drained AS ("
+    " UPDATE backlogs SET pending_items = pending_items - (SELECT items FROM counted)"
+    " WHERE connection_id = CAST(:id AS uuid)"
+    ")"
+    " UPDATE partitions SET delivered_items = delivered_items + (SELECT items FROM counted),"
+    " failures = 0, paused_until = NULL, last_error = NULL, last_delivered_at = now(),"
+    " lease_until = CAST(:until AS timestamptz)"
+    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+)
+"""Delete delivered rows, take them off the backlog and count them, renew the lease."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,76 +90,49 @@ class PartitionStore:
     def __init__(
         self, engine: AsyncEngine, connection_id: uuid.UUID, signal: str, lease: timedelta
     ) -> None:
+        self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._auto = async_sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-        )
         self.connection_id = connection_id
         self.signal = signal
         self._lease = lease
         self._key = (Partition.connection_id == connection_id, Partition.signal == signal)
+        self._params = {"id": connection_id, "signal": signal}
+
+    @asynccontextmanager
+    async def _auto(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in autocommit: each statement its own transaction, one round trip."""
+        async with self._engine.connect() as db:
+            await db.execution_options(isolation_level="AUTOCOMMIT")
+            yield db
 
     async def acquire(self) -> Lease | None:
         """Take the lease if free or lapsed; None when another drainer holds it."""
         now = utcnow()
-        statement = pg_insert(Partition).values(
-            connection_id=self.connection_id, signal=self.signal, lease_until=now + self._lease
-        )
-        take = statement.on_conflict_do_update(
-            index_elements=[Partition.connection_id, Partition.signal],
-            set_={"lease_until": statement.excluded.lease_until},
-            where=(Partition.lease_until.is_(None)) | (Partition.lease_until < now),
-        ).returning(Partition.paused_until, Partition.failures)
-        async with self._auto() as session:
-            row = (await session.execute(take)).one_or_none()
+        async with self._auto() as db:
+            row = (
+                await db.execute(_ACQUIRE, {**self._params, "until": now + self._lease, "now": now})
+            ).one_or_none()
         return None if row is None else Lease(*row)
-
-    async def connection(self) -> Connection:
-        async with self._auto() as session:
-            return await conns.get_connection(session, self.connection_id)
 
     async def release(self) -> bool:
         """Give the lease back; True if rows are waiting (committed while we finished)."""
-        waiting = exists().where(
-            OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal
-        )
-        statement = update(Partition).where(*self._key).values(lease_until=None).returning(waiting)
-        async with self._auto() as session:
-            return bool((await session.execute(statement)).scalar())
+        async with self._auto() as db:
+            return bool((await db.execute(_RELEASE, self._params)).scalar())
 
     async def rows(self, limit: int, max_bytes: int) -> list[Row]:
         """The oldest pending rows in acceptance order: at most `limit`, and no more than
         `max_bytes` of items (the first row always), so a worker's memory stays bounded
         whatever the backlog."""
-        size = func.octet_length(OutboxRow.items)
-        window = (
-            select(
-                OutboxRow.id,
-                OutboxRow.batch_id,
-                OutboxRow.items,
-                OutboxRow.item_count,
-                OutboxRow.oldest_at,
-                OutboxRow.accepted_at,
-                OutboxRow.attempts,
-                (func.sum(size).over(order_by=OutboxRow.id) - size).label("before"),
+        async with self._auto() as db:
+            found = await db.execute(
+                _ROWS, {**self._params, "limit": limit, "max_bytes": max_bytes}
             )
-            .where(OutboxRow.connection_id == self.connection_id, OutboxRow.signal == self.signal)
-            .order_by(OutboxRow.id)
-            .limit(limit)
-            .subquery()
-        )
-        query = (
-            select(*[column for column in window.c if column.name != "before"])
-            .where((window.c.before == 0) | (window.c.before < max_bytes))
-            .order_by(window.c.id)
-        )
-        async with self._auto() as session:
-            return [Row(*record) for record in await session.execute(query)]
+            return [Row(*record) for record in found]
 
     async def mark_unclear(self, rows: list[Row]) -> None:
         """Remember that these rows were sent without a clear answer (see incidents)."""
-        async with self._auto() as session:
-            await session.execute(
+        async with self._auto() as db:
+            await db.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_([r.id for r in rows]))
                 .values(attempts=OutboxRow.attempts + 1)
@@ -127,28 +141,11 @@ class PartitionStore:
     async def delivered(self, rows: list[Row]) -> None:
         """Datadog took these rows: delete them, count them, renew the lease (one statement;
         only rows still there count, so a lapsed lease's second delivery is not counted)."""
-        deleted = (
-            delete(OutboxRow)
-            .where(OutboxRow.id.in_([r.id for r in rows]))
-            .returning(OutboxRow.item_count)
-            .cte("deleted")
-        )
-        count = select(func.coalesce(func.sum(deleted.c.item_count), 0)).scalar_subquery()
-        statement = (
-            update(Partition)
-            .where(*self._key)
-            .values(
-                delivered_items=Partition.delivered_items + count,
-                failures=0,
-                paused_until=None,
-                last_error=None,
-                last_delivered_at=func.now(),
-                lease_until=utcnow() + self._lease,
+        ids = [row.id for row in rows]
+        async with self._auto() as db:
+            await db.execute(
+                _DELIVERED, {**self._params, "ids": ids, "until": utcnow() + self._lease}
             )
-            .add_cte(deleted)
-        )
-        async with self._auto() as session:
-            await session.execute(statement)
 
     async def dead_letter(
         self,
@@ -161,7 +158,7 @@ class PartitionStore:
     ) -> None:
         """Move a row to the dead letters with why (kept for operators to see and replay)."""
         async with self._sessions() as session, session.begin():
-            await session.execute(delete(OutboxRow).where(OutboxRow.id == row.id))
+            await self._remove(session, row)
             await self._bury(session, row, kind, reason, errors or [], status)
 
     async def replace(self, row: Row, parts: list[tuple[bytes, int]]) -> list[Row]:
@@ -206,10 +203,26 @@ class PartitionStore:
             update(Partition).where(*self._key).values({counter: counter + row.item_count})
         )
 
+    def _backlog_change(self, items: Any) -> Update:
+        """The connection's `backlogs` count moved by `items` (a number or an expression)."""
+        return (
+            update(Backlog)
+            .where(Backlog.connection_id == self.connection_id)
+            .values(pending_items=Backlog.pending_items + items)
+        )
+
+    async def _remove(self, session: AsyncSession, row: Row) -> None:
+        """Delete the row and take its items off the backlog (if it was still there)."""
+        gone = await session.scalar(
+            delete(OutboxRow).where(OutboxRow.id == row.id).returning(OutboxRow.item_count)
+        )
+        if gone:
+            await session.execute(self._backlog_change(-gone))
+
     async def _replace(
         self, session: AsyncSession, row: Row, parts: list[tuple[bytes, int]]
     ) -> list[Row]:
-        await session.execute(delete(OutboxRow).where(OutboxRow.id == row.id))
+        await self._remove(session, row)
         values: list[dict[str, Any]] = [
             {
                 "connection_id": self.connection_id,
@@ -225,6 +238,7 @@ class PartitionStore:
         ]
         if not values:
             return []
+        await session.execute(self._backlog_change(sum(v["item_count"] for v in values)))
         statement = insert(OutboxRow).returning(OutboxRow.id, sort_by_parameter_order=True)
         ids = (await session.scalars(statement, values)).all()
         return [
@@ -234,8 +248,8 @@ class PartitionStore:
 
     async def pause(self, until: datetime, error: str) -> None:
         """Back off: nobody drains this partition before `until`."""
-        async with self._auto() as session:
-            await session.execute(
+        async with self._auto() as db:
+            await db.execute(
                 update(Partition)
                 .where(*self._key)
                 .values(

@@ -1,10 +1,10 @@
 """Accepting a send: validate, check the connection and its backlog, commit to the outbox.
 
 A 202 means the items are committed in PostgreSQL. The whole send is one transaction: the
-idempotency key, every outbox row, or nothing. A connection's sends take turns (an advisory
-lock) from the backlog check to the commit, so its cap holds however many arrive at once.
-Redis is rung only after the commit; if it is down, the worker's reconciler finds the rows
-anyway.
+idempotency key, every outbox row and their count in `backlogs`, or nothing. The count is
+reserved by a conditional upsert of the connection's `backlogs` row, so its cap holds however
+many sends arrive at once. Redis is rung only after the commit; if it is down, the worker's
+reconciler finds the rows anyway.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select
+from sqlalchemy import LargeBinary, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from service import connections as conns
 from service import jobs
 from service.credentials import check_deliverable
-from service.errors import ServiceError
+from service.errors import NotFound, ServiceError
 from service.intake.parse import Items, parse
 from service.metrics import ACCEPTED
-from service.models import IdempotencyKey, OutboxRow
+from service.models import IdempotencyKey
 from service.resources import Resources
 from service.signals import IDEMPOTENCY_WINDOW, SPECS, Signal, SignalSpec
 
@@ -106,9 +106,54 @@ def chunk(spec: SignalSpec, items: Items) -> list[Chunk]:
     return chunks
 
 
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    """A connection as the send path reads it (`credentials.Standing`) and its backlog."""
+
+    status: str
+    status_reason: str | None
+    scopes: list[str]
+    domain: str
+    api_key: bytes | None
+    refresh_token: bytes | None
+    pending_items: int
+
+
+_LOOK_UP = text(
+    "SELECT c.status, c.status_reason, c.scopes, c.domain, c.api_key, c.refresh_token, "
+    "coalesce(b.pending_items, 0) AS pending_items "
+    "FROM connections AS c LEFT JOIN backlogs AS b ON b.connection_id = c.id WHERE c.id = :id"
+)
+"""The connection's standing and its backlog: everything the cheap refusals need."""
+
+_COMMIT = text(
+    "WITH reserved AS ("
+    " INSERT INTO backlogs AS b (connection_id, pending_items)"
+    " SELECT CAST(:id AS uuid), CAST(:adding AS bigint) WHERE CAST(:adding AS bigint) <= CAST(:cap AS bigint)"
+    " ON CONFLICT (connection_id) DO UPDATE"
+    " SET pending_items = b.pending_items + excluded.pending_items"
+    " WHERE b.pending_items + excluded.pending_items <= CAST(:cap AS bigint)"
+    " RETURNING b.pending_items"
+    "), stored AS ("
+    " INSERT INTO outbox (connection_id, signal, batch_id, items, item_count, oldest_at)"
+    " SELECT :id, :signal, :batch_id, r.items, r.item_count, r.oldest_at"
+    " FROM unnest(CAST(:items AS bytea[]), CAST(:counts AS integer[]),"
+    " CAST(:oldest AS timestamptz[])) AS r(items, item_count, oldest_at)"
+    " WHERE EXISTS (SELECT FROM reserved)"
+    ")"
+    " SELECT (SELECT pending_items FROM reserved) AS reserved,"
+    " (SELECT pending_items FROM backlogs WHERE connection_id = :id) AS before"
+).bindparams(bindparam("items", type_=ARRAY(LargeBinary)))
+"""The rows and their count in the backlog, in one statement, only if the cap allows them.
+
+The upsert of the backlog row takes that row's lock and compares the cap with its latest
+committed count (not the statement's snapshot), so concurrent sends of one connection take
+turns here and the cap holds exactly; the rows are inserted only if it reserved room.
+`before` is the count as this statement's snapshot saw it (for the refusal's message)."""
+
+
 async def accept(
     res: Resources,
-    session: AsyncSession,
     connection_id: uuid.UUID,
     signal: Signal,
     body: bytes,
@@ -122,64 +167,80 @@ async def accept(
     (`InvalidBodyError`, 422), `NotFound` (404), `NotDeliverable` (409), `MissingScope` (403),
     `IdempotencyKeyReused` (422) or `BacklogFull` (429); nothing is stored then. A key
     repeated with the same signal and body returns the first answer and stores nothing.
+
+    Without a key a send is two statements in autocommit (the look-up, then `_COMMIT`);
+    with one, the key is claimed in the same transaction as the rows.
     """
-    connection = await conns.get_connection(session, connection_id)
     key = None
     if idempotency_key is not None:
         key = _Key(signal, idempotency_key, hashlib.sha256(body).digest())
-        first = await _first_answer(session, connection_id, key)
-        if first is not None:
-            return first
-    # Refusals that need no parsing come first: a revoked org's sends stay cheap.
-    check_deliverable(connection, signal, res.sites.by_domain(connection.domain))
-    _check_backlog(res, await _pending(session, connection_id), 1)
-    prepared = prepare() if prepare is not None else prepare_json(signal, body)
-    adding = sum(part.count for part in prepared.chunks)
-    # One send at a time per connection from here to the commit, so the cap holds whatever
-    # the concurrency: each sees the backlog the previous one committed.
-    await session.execute(select(func.pg_advisory_xact_lock(_backlog_lock(connection_id))))
-    _check_backlog(res, await _pending(session, connection_id), adding)
-    batch_id = uuid.uuid4()
-    answer: dict[str, Any] = {
-        "accepted": prepared.units,
-        "batch_id": str(batch_id),
-        **prepared.extra,
-    }
-    if key is not None and not await _claim_key(session, connection_id, key, answer):
-        await session.rollback()
-        first = await _first_answer(session, connection_id, key)
-        assert first is not None
-        return first
-    rows = [
-        {
-            "connection_id": connection_id,
-            "signal": signal.value,
-            "batch_id": batch_id,
-            "items": part.items,
-            "item_count": part.count,
-            "oldest_at": None if part.oldest is None else datetime.fromtimestamp(part.oldest, UTC),
+    async with res.engine.connect() as db:
+        if key is None:
+            await db.execution_options(isolation_level="AUTOCOMMIT")
+        found = (await db.execute(_LOOK_UP, {"id": connection_id})).one_or_none()
+        if found is None:
+            raise NotFound(f"no connection with id {connection_id}")
+        standing = _Standing(*found)
+        if key is not None:
+            first = await _first_answer(db, connection_id, key)
+            if first is not None:
+                return first
+        # Refusals that need no parsing come first: a revoked org's sends stay cheap.
+        check_deliverable(standing, signal, res.sites.by_domain(standing.domain))
+        _check_backlog(res, standing.pending_items, 1)
+        prepared = prepare() if prepare is not None else prepare_json(signal, body)
+        batch_id = uuid.uuid4()
+        answer: dict[str, Any] = {
+            "accepted": prepared.units,
+            "batch_id": str(batch_id),
+            **prepared.extra,
         }
-        for part in prepared.chunks
-    ]
-    if rows:
-        await session.execute(insert(OutboxRow), rows)
-    await session.commit()
-    ACCEPTED.labels(signal=signal.value, site=connection.domain).inc(prepared.units)
-    if rows:
+        if key is not None and not await _claim_key(db, connection_id, key, answer):
+            await db.rollback()
+            first = await _first_answer(db, connection_id, key)
+            assert first is not None
+            return first
+        if prepared.chunks:
+            await _commit(res, db, connection_id, signal, batch_id, prepared.chunks)
+        await db.commit()
+    ACCEPTED.labels(signal=signal.value, site=standing.domain).inc(prepared.units)
+    if prepared.chunks:
         await jobs.ring_delivery_or_log(
             res.redis, connection_id, signal, res.settings.linger_seconds
         )
     return answer
 
 
-async def _pending(session: AsyncSession, connection_id: uuid.UUID) -> int:
-    """Items this connection has waiting in the outbox (all signals)."""
-    pending = await session.scalar(
-        select(func.coalesce(func.sum(OutboxRow.item_count), 0)).where(
-            OutboxRow.connection_id == connection_id
+async def _commit(
+    res: Resources,
+    db: AsyncConnection,
+    connection_id: uuid.UUID,
+    signal: Signal,
+    batch_id: uuid.UUID,
+    chunks: list[Chunk],
+) -> None:
+    """Store the rows if the backlog cap allows them; `BacklogFull` (and a rollback) if not."""
+    stored = (
+        await db.execute(
+            _COMMIT,
+            {
+                "id": connection_id,
+                "signal": signal.value,
+                "batch_id": batch_id,
+                "adding": sum(part.count for part in chunks),
+                "cap": res.settings.backlog_cap_items,
+                "items": [part.items for part in chunks],
+                "counts": [part.count for part in chunks],
+                "oldest": [
+                    None if part.oldest is None else datetime.fromtimestamp(part.oldest, UTC)
+                    for part in chunks
+                ],
+            },
         )
-    )
-    return int(pending or 0)
+    ).one()
+    if stored.reserved is None:
+        await db.rollback()
+        _check_backlog(res, int(stored.before or 0), sum(part.count for part in chunks))
 
 
 def _check_backlog(res: Resources, pending: int, adding: int) -> None:
@@ -201,11 +262,21 @@ class _Key:
 
 
 async def _first_answer(
-    session: AsyncSession, connection_id: uuid.UUID, key: _Key
+    db: AsyncConnection, connection_id: uuid.UUID, key: _Key
 ) -> dict[str, Any] | None:
     """The answer stored for the key within the window (None if none); raises
     `IdempotencyKeyReused` if it came with another body."""
-    stored = await session.get(IdempotencyKey, (connection_id, key.signal.value, key.value))
+    stored = (
+        await db.execute(
+            select(
+                IdempotencyKey.created_at, IdempotencyKey.body_sha256, IdempotencyKey.response
+            ).where(
+                IdempotencyKey.connection_id == connection_id,
+                IdempotencyKey.signal == key.signal.value,
+                IdempotencyKey.key == key.value,
+            )
+        )
+    ).one_or_none()
     if stored is None or stored.created_at < datetime.now(UTC) - IDEMPOTENCY_WINDOW:
         return None
     if stored.body_sha256 not in (None, key.body_sha256):
@@ -213,11 +284,12 @@ async def _first_answer(
             f"this Idempotency-Key was used for another {key.signal.value} body on this "
             "connection in the last 24 hours; a new send needs a new key; nothing was accepted"
         )
-    return stored.response
+    response: dict[str, Any] = stored.response
+    return response
 
 
 async def _claim_key(
-    session: AsyncSession, connection_id: uuid.UUID, key: _Key, answer: dict[str, Any]
+    db: AsyncConnection, connection_id: uuid.UUID, key: _Key, answer: dict[str, Any]
 ) -> bool:
     """Insert the key with our answer; False if another send holds it (it committed first)."""
     statement = pg_insert(IdempotencyKey).values(
@@ -227,7 +299,7 @@ async def _claim_key(
         body_sha256=key.body_sha256,
         response=answer,
     )
-    claimed = await session.execute(
+    claimed = await db.execute(
         statement.on_conflict_do_update(
             index_elements=[
                 IdempotencyKey.connection_id,
@@ -243,9 +315,3 @@ async def _claim_key(
         ).returning(IdempotencyKey.key)
     )
     return claimed.first() is not None
-
-
-def _backlog_lock(connection_id: uuid.UUID) -> int:
-    """The advisory lock id of a connection's backlog: a signed 64-bit number from its id
-    (another lock sharing it would only wait its turn)."""
-    return int.from_bytes(connection_id.bytes[:8], "big", signed=True)

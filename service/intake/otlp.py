@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import otlp
 from service.errors import ServiceError
@@ -82,7 +81,6 @@ def check_media_type(value: str) -> None:
 
 async def accept_export(
     res: Resources,
-    session: AsyncSession,
     connection_id: uuid.UUID,
     signal: Signal,
     export: Export,
@@ -95,7 +93,6 @@ async def accept_export(
     limit = res.settings.max_body_bytes
     return await accept(
         res,
-        session,
         connection_id,
         signal,
         export.body,

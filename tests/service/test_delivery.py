@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
+import asyncpg
 import pytest
 
+from bench.stack import asyncpg_dsn
 from service.sites import KNOWN_SITES, Site
 from tests.support import payloads
 from tests.support.stack import Stack
+
+SETTLE_SECONDS = 30
 
 
 @pytest.mark.parametrize("site", KNOWN_SITES, ids=lambda site: site.name)
@@ -126,6 +131,7 @@ async def test_413_from_datadog_is_split_and_delivered(stack: Stack, account_id:
     view = (await stack.api.get(f"/internal/v1/connections/{connection_id}")).json()
     [logs] = [p for p in view["delivery"] if p["signal"] == "logs"]
     assert (logs["delivered_items"], logs["dead_items"], logs["pending_items"]) == (10, 0, 0)
+    assert await backlog_once_drained(stack, connection_id) == 0, "split rows counted right"
 
 
 async def test_single_oversized_item_goes_to_dead_letters(stack: Stack, account_id: str) -> None:
@@ -170,6 +176,26 @@ async def test_400_isolates_the_refused_item_and_replay_resends_it(
     )
     assert replayed.json() == [{"signal": "service_checks", "items": 1}]
     assert len(await stack.wait_received(dd_oid, "service_checks", 2)) == 2
+    assert await backlog_once_drained(stack, connection_id) == 0, "buried, replayed, counted"
+
+
+async def backlog_once_drained(stack: Stack, connection_id: str) -> int:
+    """The connection's `backlogs` count once its outbox is empty (polled): 0 when every
+    insert and delete of its rows moved the count by their items."""
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url))
+    key = uuid.UUID(connection_id)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            if not await db.fetchval("SELECT count(*) FROM outbox WHERE connection_id = $1", key):
+                break
+            await asyncio.sleep(0.1)
+        counted = await db.fetchval(
+            "SELECT pending_items FROM backlogs WHERE connection_id = $1", key
+        )
+    finally:
+        await db.close()
+    return int(counted)
 
 
 async def test_incident_with_an_unclear_outcome_is_looked_up_not_recreated(
