@@ -239,17 +239,24 @@ async def _commit(
         )
     ).one()
     if stored.reserved is None:
+        # The cap, checked under the backlog row's lock, had no room. `before` is only this
+        # statement's snapshot of the count: a send committed meanwhile may not be in it, so
+        # the refusal cannot depend on it (nothing was stored: a 202 here would lose the send).
         await db.rollback()
-        _check_backlog(res, int(stored.before or 0), sum(part.count for part in chunks))
+        raise _backlog_full(res, int(stored.before or 0))
 
 
 def _check_backlog(res: Resources, pending: int, adding: int) -> None:
+    if pending + adding > res.settings.backlog_cap_items:
+        raise _backlog_full(res, pending)
+
+
+def _backlog_full(res: Resources, pending: int) -> BacklogFull:
     cap = res.settings.backlog_cap_items
-    if pending + adding > cap:
-        raise BacklogFull(
-            f"this connection already has {pending} items waiting (cap {cap}); retry later",
-            retry_after=res.settings.backlog_retry_after_seconds,
-        )
+    return BacklogFull(
+        f"this connection already has about {pending} items waiting (cap {cap}); retry later",
+        retry_after=res.settings.backlog_retry_after_seconds,
+    )
 
 
 @dataclass(frozen=True, slots=True)
