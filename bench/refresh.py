@@ -40,6 +40,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import report
 from bench.procs import cpu_seconds
 from bench.report import Printer
 from bench.runner import run_on_stack
@@ -335,6 +336,7 @@ def main() -> None:
                 await _an_hour(stack, emu, domains, args.connections, args.rate, args.compress, out)
 
     run_on_stack("ddbridge-bench-refresh-", body, out)
+    out("machine: " + ", ".join(f"{what} {value}" for what, value in report.machine()))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,8 +68,50 @@ def mib(value: int) -> str:
     return f"{value / MIB:,.0f} MiB"
 
 
+SPEED_LOOP = 10_000_000
+
+
+def python_speed() -> float:
+    """Seconds for `SPEED_LOOP` pure-Python additions, best of three: one figure that makes CPU
+    seconds from different machines (or one machine on different days) comparable."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(SPEED_LOOP):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+LOOPBACK_ROUND_TRIPS = 20_000
+
+
+def loopback_round_trip() -> float:
+    """Microseconds for one byte there and back over TCP on 127.0.0.1 (both ends in this
+    thread: four system calls and the kernel's loopback path, no scheduling), best of three.
+    ddbridge's work is mostly such round trips (PostgreSQL, Redis, HTTP), and virtual machines
+    differ more in them than in pure Python."""
+    with (
+        socket.create_server(("127.0.0.1", 0)) as server,
+        socket.create_connection(server.getsockname()) as near,
+    ):
+        far, _ = server.accept()
+        with far:
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                for _ in range(LOOPBACK_ROUND_TRIPS):
+                    near.sendall(b"x")
+                    far.recv(1)
+                    far.sendall(b"x")
+                    near.recv(1)
+                best = min(best, time.perf_counter() - started)
+    return best / LOOPBACK_ROUND_TRIPS * 1e6
+
+
 def machine() -> list[tuple[str, str]]:
-    """(what, value) of the machine the run used."""
+    """(what, value) of the machine the run used, its Python speed included."""
     model = "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -81,6 +125,8 @@ def machine() -> list[tuple[str, str]]:
         ("RAM", f"{psutil.virtual_memory().total / 1024**3:.1f} GiB"),
         ("Python", platform.python_version()),
         ("OS", f"{platform.system()} {platform.release()}"),
+        ("speed", f"{SPEED_LOOP:,} Python additions in {python_speed():.2f} s (best of 3)"),
+        ("loopback", f"{loopback_round_trip():.1f} µs per TCP round trip (best of 3)"),
     ]
 
 
