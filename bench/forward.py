@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import measure, oauth, payloads, phases, procs, profile, report
 from bench.runner import run_on_stack
 from bench.stack import Stack
@@ -193,17 +191,9 @@ async def run_baselines(
 
 async def bench_with(stack: Stack, options: Options, out: report.Printer) -> None:
     """Connect the orgs through the running stack, then run the phases."""
-    async with (
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as emu,
-        httpx.AsyncClient(
-            base_url=stack.api_url,
-            headers={"Authorization": f"Bearer {stack.internal_token}"},
-            timeout=30,
-        ) as api,
-    ):
+    async with oauth.clients(stack) as (emu, api):
         domains = [site.domain for site in KNOWN_SITES]
-        callback = f"{stack.api_url}/oauth/callback"
-        await oauth.register_client(emu, stack.client_id, stack.client_secret, callback, domains)
+        await oauth.register_client(emu, stack, domains)
         connected = await oauth.connect_orgs(api, emu, CONNECTIONS, secrets.token_hex(3))
         sites = len({c.domain for c in connected})
         out(f"connected {len(connected)} orgs across {sites} sites through the OAuth flow")

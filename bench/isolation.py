@@ -305,9 +305,7 @@ class Outcome:
 async def connect_trio(
     stack: Stack, api: httpx.AsyncClient, emu: httpx.AsyncClient
 ) -> dict[str, Connected]:
-    callback = f"{stack.api_url}/oauth/callback"
-    domains = sorted(set(DOMAINS.values()))
-    await oauth.register_client(emu, stack.client_id, stack.client_secret, callback, domains)
+    await oauth.register_client(emu, stack, sorted(set(DOMAINS.values())))
     run_id = secrets.token_hex(3)
     return {
         role: await oauth.connect_org(api, emu, f"isolation-{run_id}-{role}", DOMAINS[role])
@@ -550,14 +548,7 @@ def print_machine(out: report.Printer, options: Options) -> None:
 
 
 async def bench_with(stack: Stack, options: Options, out: report.Printer) -> None:
-    async with (
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as emu,
-        httpx.AsyncClient(
-            base_url=stack.api_url,
-            headers={"Authorization": f"Bearer {stack.internal_token}"},
-            timeout=30,
-        ) as api,
-    ):
+    async with oauth.clients(stack) as (emu, api):
         trio = await connect_trio(stack, api, emu)
         out(
             "connected through the OAuth flow: "

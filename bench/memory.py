@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from bench.oauth import connect_org, register_client
+from bench.oauth import clients, connect_org, register_client
 from bench.procs import rss_bytes
 from bench.report import Printer
 from bench.runner import run_on_stack
@@ -168,21 +168,8 @@ async def measure(
 
 async def bench(stack: Stack, out: Printer) -> None:
     assert stack.api is not None
-    async with (
-        httpx.AsyncClient(
-            base_url=stack.api_url,
-            headers={"Authorization": f"Bearer {stack.internal_token}"},
-            timeout=30,
-        ) as api,
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as emu,
-    ):
-        await register_client(
-            emu,
-            stack.client_id,
-            stack.client_secret,
-            f"{stack.api_url}/oauth/callback",
-            ["datadoghq.com"],
-        )
+    async with clients(stack) as (emu, api):
+        await register_client(emu, stack, ["datadoghq.com"])
         connected = await connect_org(api, emu, "bench-memory", "datadoghq.com")
     for message_bytes in MESSAGE_BYTES:
         figures = await measure(

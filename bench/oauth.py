@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from bench.stack import Stack
 from service.sites import KNOWN_SITES
 
 SCOPES = ["api_keys_write", "monitors_read", "incident_write", "incident_read"]
@@ -30,10 +33,40 @@ class Connected:
     domain: str
 
 
+@asynccontextmanager
+async def clients(
+    stack: Stack, *, limits: httpx.Limits | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """(the emulator's control plane, ddbridge's internal API with the stack's token)."""
+    pool = limits or httpx.Limits()
+    async with (
+        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30, limits=pool) as emu,
+        httpx.AsyncClient(
+            base_url=stack.api_url,
+            headers={"Authorization": f"Bearer {stack.internal_token}"},
+            timeout=30,
+            limits=pool,
+        ) as api,
+    ):
+        yield emu, api
+
+
 async def register_client(
-    emu: httpx.AsyncClient, client_id: str, secret: str, redirect_uri: str, domains: list[str]
+    emu: httpx.AsyncClient, stack: Stack, domains: list[str], scopes: list[str] = SCOPES
 ) -> None:
-    """Register an OAuth client with `redirect_uri` on each of `domains` at the emulator."""
+    """Register the stack's OAuth client, redirecting to its callback, on each of `domains`."""
+    callback = f"{stack.api_url}/oauth/callback"
+    await _register(emu, stack.client_id, stack.client_secret, callback, domains, scopes)
+
+
+async def _register(
+    emu: httpx.AsyncClient,
+    client_id: str,
+    secret: str,
+    redirect_uri: str,
+    domains: list[str],
+    scopes: list[str],
+) -> None:
     for domain in domains:
         response = await emu.post(
             "/_emulator/clients",
@@ -43,7 +76,7 @@ async def register_client(
                 "name": "ddbridge bench",
                 "domain": domain,
                 "redirect_uris": [redirect_uri],
-                "scopes": SCOPES,
+                "scopes": scopes,
                 "published": True,
             },
         )
@@ -128,7 +161,7 @@ async def direct_api_key(emu: httpx.AsyncClient, domain: str = "datadoghq.com") 
     api_host = f"api.{domain}"
     client_id, secret = f"partner-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
     redirect_uri = "https://partner.example/callback"
-    await register_client(emu, client_id, secret, redirect_uri, [domain])
+    await _register(emu, client_id, secret, redirect_uri, [domain], SCOPES)
     dd_oid = await create_org(emu, domain, "Bench partner without ddbridge")
     await approve_as(emu, dd_oid)
     verifier, challenge = _pkce()

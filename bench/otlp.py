@@ -212,17 +212,9 @@ async def _run(
 
 async def _bench(stack: Stack, options: Options, out: report.Printer) -> None:
     sites = [site for site in KNOWN_SITES if site.has_otlp_intake][: options.orgs]
-    async with (
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as emu,
-        httpx.AsyncClient(
-            base_url=stack.api_url,
-            headers={"Authorization": f"Bearer {stack.internal_token}"},
-            timeout=30,
-        ) as api,
-    ):
+    async with oauth.clients(stack) as (emu, api):
         domains = [site.domain for site in sites]
-        callback = f"{stack.api_url}/oauth/callback"
-        await oauth.register_client(emu, stack.client_id, stack.client_secret, callback, domains)
+        await oauth.register_client(emu, stack, domains)
         run_id = secrets.token_hex(3)
         connected = [
             await oauth.connect_org(api, emu, f"otlp-{run_id}-{i}", site.domain)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from bench.oauth import connect_org, register_client
+from bench.oauth import clients, connect_org, register_client
 from bench.procs import cpu_seconds
 from bench.report import Printer
 from bench.runner import run_on_stack
@@ -68,17 +68,8 @@ async def _measure(stack: Stack, args: argparse.Namespace, out: Printer) -> None
     limits = httpx.Limits(
         max_connections=args.concurrency, max_keepalive_connections=args.concurrency
     )
-    async with (
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30, limits=limits) as emu,
-        httpx.AsyncClient(
-            base_url=stack.api_url,
-            timeout=30,
-            limits=limits,
-            headers={"Authorization": f"Bearer {stack.internal_token}"},
-        ) as api,
-    ):
-        redirect = f"{stack.api_url}/oauth/callback"
-        await register_client(emu, stack.client_id, stack.client_secret, redirect, [DOMAIN])
+    async with clients(stack, limits=limits) as (emu, api):
+        await register_client(emu, stack, [DOMAIN])
         org = await connect_org(api, emu, "bench-passthrough", DOMAIN)
         for number in range(MONITORS):
             seeded = await emu.post(

@@ -40,7 +40,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import report
+from bench import oauth, report
 from bench.procs import cpu_seconds
 from bench.report import Printer
 from bench.runner import run_on_stack
@@ -67,23 +67,6 @@ class Minted:
     connection_id: uuid.UUID
     domain: str
     expires_at: datetime
-
-
-async def _register(emu: httpx.AsyncClient, stack: Stack, domains: list[str]) -> None:
-    for domain in domains:
-        answer = await emu.post(
-            "/_emulator/clients",
-            json={
-                "client_id": stack.client_id,
-                "client_secret": stack.client_secret,
-                "name": "bench",
-                "domain": domain,
-                "redirect_uris": [f"{stack.api_url}/oauth/callback"],
-                "scopes": SCOPES,
-                "published": True,
-            },
-        )
-        answer.raise_for_status()
 
 
 async def _fleet(
@@ -322,7 +305,7 @@ def main() -> None:
 
     async def body(stack: Stack) -> None:
         async with httpx.AsyncClient(base_url=stack.emulator_url, timeout=60) as emu:
-            await _register(emu, stack, domains)
+            await oauth.register_client(emu, stack, domains, SCOPES)
             runs = args.runs.split(",")
             if "capped" in runs:
                 out("capped:")

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-import httpx
 import psutil
 
 from bench import measure, oauth, payloads, phases, procs, report
@@ -154,17 +153,9 @@ async def _requests(bench: phases.Bench) -> int:
 
 
 async def scaling(stack: Stack, out: report.Printer) -> None:
-    async with (
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as emu,
-        httpx.AsyncClient(
-            base_url=stack.api_url,
-            headers={"Authorization": f"Bearer {stack.internal_token}"},
-            timeout=30,
-        ) as api,
-    ):
+    async with oauth.clients(stack) as (emu, api):
         domains = [site.domain for site in KNOWN_SITES]
-        callback = f"{stack.api_url}/oauth/callback"
-        await oauth.register_client(emu, stack.client_id, stack.client_secret, callback, domains)
+        await oauth.register_client(emu, stack, domains)
         connected = await oauth.connect_orgs(api, emu, CONNECTIONS, secrets.token_hex(3))
         out(f"connected {len(connected)} orgs across {len(domains)} sites")
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected}, interval=0.2)

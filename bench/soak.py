@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-import httpx
 import redis.asyncio
 
 from bench import measure, oauth, payloads, phases, procs, report
@@ -227,17 +226,9 @@ def plot(samples: list[Sample], rate: float, path: Path) -> None:
 
 
 async def soak(stack: Stack, options: Options, out: report.Printer) -> None:
-    async with (
-        httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as emu,
-        httpx.AsyncClient(
-            base_url=stack.api_url,
-            headers={"Authorization": f"Bearer {stack.internal_token}"},
-            timeout=30,
-        ) as api,
-    ):
+    async with oauth.clients(stack) as (emu, api):
         domains = [site.domain for site in KNOWN_SITES]
-        callback = f"{stack.api_url}/oauth/callback"
-        await oauth.register_client(emu, stack.client_id, stack.client_secret, callback, domains)
+        await oauth.register_client(emu, stack, domains)
         connected = await oauth.connect_orgs(api, emu, CONNECTIONS, secrets.token_hex(3))
         out(f"connected {len(connected)} orgs across {len(domains)} sites through the OAuth flow")
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected}, interval=0.5)
