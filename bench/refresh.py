@@ -44,7 +44,8 @@ from bench import oauth, report
 from bench.procs import cpu_seconds
 from bench.report import Printer
 from bench.runner import run_on_stack
-from bench.stack import Stack, asyncpg_dsn
+from bench.stack import Stack
+from harness.databases import asyncpg_dsn
 from service.crypto import KeyRing
 from service.sites import KNOWN_SITES
 

@@ -31,8 +31,9 @@ import psutil
 
 from bench import measure, oauth, payloads, phases, procs, report
 from bench.runner import run_on_stack
-from bench.stack import Stack, asyncpg_dsn
+from bench.stack import Stack
 from harness import processes
+from harness.databases import asyncpg_dsn
 from service.sites import KNOWN_SITES
 
 CONNECTIONS = 50

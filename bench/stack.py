@@ -17,9 +17,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
-
 from harness import processes
+from harness.databases import admin_execute
 from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -61,29 +60,17 @@ def data_services() -> Iterator[tuple[str, str, str]]:
         yield admin_url, redis_url, ", ".join(origin)
 
 
-def asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def _admin(admin_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @contextmanager
 def fresh_database(admin_url: str) -> Iterator[str]:
     """A new database migrated to head; dropped (with its connections) afterwards."""
     name = f"ddbridge_bench_{secrets.token_hex(4)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
     try:
         url = admin_url.rsplit("/", 1)[0] + f"/{name}"
         migrate(url)
         yield url
     finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+        asyncio.run(admin_execute(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @dataclass

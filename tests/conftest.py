@@ -18,14 +18,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from harness import processes
+from harness.databases import admin_execute
 from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedPostgres, EmbeddedRedis
-from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
+from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, port_of
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 ARTIFACTS = processes.REPO_ROOT / "test-artifacts"
@@ -54,24 +54,16 @@ def service_urls() -> Iterator[tuple[str, str]]:
         yield admin_url, redis_url
 
 
-async def _admin(admin_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 async def database_url(service_urls: tuple[str, str]) -> AsyncIterator[str]:
     """A fresh database for this run, migrated to head; dropped afterwards."""
     admin_url, _ = service_urls
     name = f"ddbridge_test_{secrets.token_hex(4)}"
-    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     await asyncio.to_thread(migrate, url)
     yield url
-    await _admin(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin_execute(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

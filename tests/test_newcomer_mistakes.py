@@ -21,10 +21,11 @@ import pytest
 from pydantic import ValidationError
 
 from harness import processes
+from harness.databases import asyncpg_dsn
 from service.crypto import generate_key
 from service.settings import DatabaseSettings
 from tests.support import payloads
-from tests.support.stack import Stack, asyncpg_dsn
+from tests.support.stack import Stack
 
 REPO = processes.REPO_ROOT
 NEWCOMER_TOKEN = secrets.token_urlsafe(32)

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from harness import processes
-from tests.support.stack import Recorder, Stack, asyncpg_dsn, query_of
+from harness.databases import asyncpg_dsn
+from tests.support.stack import Recorder, Stack, query_of
 from tests.support.webhook_receiver import Receiver
 
 REPO = processes.REPO_ROOT

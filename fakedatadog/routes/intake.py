@@ -30,9 +30,12 @@ from fakedatadog.state import AccessToken, EmulatorState, Org
 api_router = APIRouter(dependencies=[Depends(api_site)])
 
 
-class _LogsHostRoute(APIRoute):
-    """A route whose failures, answered on a logs intake host, take that host's error shape
-    (SubmitLog answers every error as HTTPLogErrors, not as `{"errors": [message]}`)."""
+class _HostErrorRoute(APIRoute):
+    """A route whose failures take the error shape of the host they are answered on."""
+
+    def host_error(self, request: Request, exc: ApiError) -> Exception | None:
+        """The error to answer instead of `exc` on this request's host; None keeps `exc`."""
+        raise NotImplementedError
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -41,33 +44,36 @@ class _LogsHostRoute(APIRoute):
             try:
                 return await handler(request)
             except ApiError as exc:
-                host = classify(get_state(request), request.path_params["host"])
-                if host.kind is HostKind.LOGS:
-                    raise LogsIntakeError(exc.status, exc.message) from exc
-                raise
-
-        return answer
-
-
-class _OtlpHostRoute(APIRoute):
-    """A route whose failures, answered on an OTLP host, are an OTLP/HTTP `google.rpc.Status`
-    encoded as the request was (Datadog calls these endpoints OTLP, and OTLP/HTTP fixes the
-    shape); on another host the route does not exist and answers that host's 404."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def answer(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                host = classify(get_state(request), request.path_params["host"])
-                if host.kind not in (HostKind.TRACE, HostKind.OTLP):
+                instead = self.host_error(request, exc)
+                if instead is None:
                     raise
-                media_type = otlp_wire.media_type_of(request.headers.get("content-type"))
-                raise otlp_wire.OtlpError(exc.status, exc.message, media_type) from exc
+                raise instead from exc
 
         return answer
+
+
+class _LogsHostRoute(_HostErrorRoute):
+    """On a logs intake host, failures are HTTPLogErrors (SubmitLog answers every error that
+    way, not as `{"errors": [message]}`)."""
+
+    def host_error(self, request: Request, exc: ApiError) -> Exception | None:
+        host = classify(get_state(request), request.path_params["host"])
+        if host.kind is HostKind.LOGS:
+            return LogsIntakeError(exc.status, exc.message)
+        return None
+
+
+class _OtlpHostRoute(_HostErrorRoute):
+    """On an OTLP host, failures are an OTLP/HTTP `google.rpc.Status` encoded as the request
+    was (Datadog calls these endpoints OTLP, and OTLP/HTTP fixes the shape); on another host
+    the route does not exist and answers that host's 404."""
+
+    def host_error(self, request: Request, exc: ApiError) -> Exception | None:
+        host = classify(get_state(request), request.path_params["host"])
+        if host.kind not in (HostKind.TRACE, HostKind.OTLP):
+            return None
+        media_type = otlp_wire.media_type_of(request.headers.get("content-type"))
+        return otlp_wire.OtlpError(exc.status, exc.message, media_type)
 
 
 logs_router = APIRouter(route_class=_LogsHostRoute, dependencies=[Depends(site_of(HostKind.LOGS))])

@@ -35,8 +35,8 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from harness import processes
+from harness.databases import asyncpg_dsn
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support.stack import asyncpg_dsn
 
 READY_DEADLINE_SECONDS = 90.0
 STOP_DEADLINE_SECONDS = 20.0

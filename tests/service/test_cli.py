@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import asyncpg
 
+from harness.databases import asyncpg_dsn
 from harness.processes import REPO_ROOT
 from service.crypto import key_id
 from tests.support import payloads
-from tests.support.stack import Stack, asyncpg_dsn
+from tests.support.stack import Stack
 
 
 async def ddbridge(stack: Stack, *args: str, **env: str) -> str:

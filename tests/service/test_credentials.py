@@ -19,10 +19,11 @@ import asyncpg
 import httpx
 from arq.connections import RedisSettings, create_pool
 
+from harness.databases import asyncpg_dsn
 from service.jobs import REFRESH_CONNECTION
 from service.signals import SPECS, Signal
 from tests.support import payloads
-from tests.support.stack import Stack, asyncpg_dsn
+from tests.support.stack import Stack
 from tests.support.webhook_receiver import Received, Receiver
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
-from bench.stack import asyncpg_dsn
+from harness.databases import asyncpg_dsn
 from service.sites import KNOWN_SITES, Site
 from tests.support import payloads
 from tests.support.stack import Stack

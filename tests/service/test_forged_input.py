@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 import asyncpg
 import pytest
 
-from tests.support.stack import Stack, asyncpg_dsn, query_of
+from harness.databases import asyncpg_dsn
+from tests.support.stack import Stack, query_of
 
 FORGED = [
     "evil.example",

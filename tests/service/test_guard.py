@@ -17,10 +17,11 @@ import orjson
 import pytest
 
 from bench import memory
+from harness.databases import asyncpg_dsn
 from service.main import app
 from tests.support import payloads
 from tests.support.isolated_stack import IsolatedStack, isolated_stack
-from tests.support.stack import Stack, asyncpg_dsn
+from tests.support.stack import Stack
 
 MIB = 1024 * 1024
 ANSWER_SECONDS = 10

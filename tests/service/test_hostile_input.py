@@ -13,9 +13,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from harness.databases import asyncpg_dsn
 from service.intake.parse import MAX_DEPTH
 from tests.support import payloads
-from tests.support.stack import Stack, asyncpg_dsn
+from tests.support.stack import Stack
 
 UNPARSEABLE_SITES = ["https://[app.datadoghq.com]", "https://[", "https://app.datadoghq.com:99999"]
 

@@ -10,7 +10,8 @@ from urllib.parse import urlencode, urlsplit
 import asyncpg
 import httpx
 
-from tests.support.stack import Stack, asyncpg_dsn, query_of
+from harness.databases import asyncpg_dsn
+from tests.support.stack import Stack, query_of
 
 DOMAIN = "datadoghq.com"
 

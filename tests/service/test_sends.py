@@ -10,8 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
+from harness.databases import asyncpg_dsn
 from tests.support import payloads
-from tests.support.stack import Stack, asyncpg_dsn
+from tests.support.stack import Stack
 
 
 async def _outbox_rows(stack: Stack, connection_id: str) -> int:

@@ -31,12 +31,13 @@ import redis.asyncio
 from arq.connections import RedisSettings, create_pool
 
 from harness import processes
+from harness.databases import admin_execute, asyncpg_dsn
 from harness.processes import Child
 from service.crypto import generate_key
 from service.db import migrate
 from service.embedded import EmbeddedRedis
 from service.jobs import REFRESH_CONNECTION
-from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, asyncpg_dsn, port_of
+from tests.support.stack import CLIENT_SCOPES, Recorder, Stack, port_of
 
 POLL_SECONDS = 0.05
 
@@ -249,14 +250,6 @@ class IsolatedStack:
             await asyncio.sleep(POLL_SECONDS)
 
 
-async def _admin(admin_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @asynccontextmanager
 async def isolated_stack(
     admin_url: str,
@@ -277,9 +270,11 @@ async def isolated_stack(
             exit_stack.callback(server.stop)
             redis_url = server.url()
         name = f"ddbridge_resilience_{secrets.token_hex(4)}"
-        await _admin(admin_url, f'CREATE DATABASE "{name}"')
+        await admin_execute(admin_url, f'CREATE DATABASE "{name}"')
         database_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-        exit_stack.push_async_callback(_admin, admin_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+        exit_stack.push_async_callback(
+            admin_execute, admin_url, f'DROP DATABASE "{name}" WITH (FORCE)'
+        )
         await asyncio.to_thread(migrate, database_url)
 
         stack = Stack.allocate(

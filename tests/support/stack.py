@@ -23,10 +23,6 @@ PARTNER_SIGNIN_URL = "https://partner.example/datadog/sign-in"
 CLIENT_SCOPES = ["api_keys_write", "monitors_read", "incident_write", "incident_read"]
 
 
-def asyncpg_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 def port_of(url: str) -> str:
     """The port of an `http://127.0.0.1:PORT/...` URL."""
     return str(urlsplit(url).port)
