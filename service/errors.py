@@ -58,11 +58,6 @@ class InvalidInput(ServiceError):
         )
 
 
-class Unavailable(ServiceError):
-    status_code = 503
-    code = "unavailable"
-
-
 class FlowFailure(Exception):
     """A browser onboarding step that cannot go on; rendered as a page for the customer."""
 
