@@ -4,7 +4,8 @@ It POSTs one pre-serialized body over and over (round-robin over `paths`), eithe
 answers come back (`concurrency` requests in flight) or paced at `rate` items per second
 (open loop: a late answer does not delay the next send). Every 2xx answer is recorded with
 its wall-clock time, so the caller can line acceptances up against deliveries. The body is
-built once, so the generator spends its CPU on HTTP only.
+built once a minute (metric points carry the time they were built, and points over an hour
+old are refused), so the generator spends its CPU on HTTP only.
 
 Config keys: `base_url`, `paths`, `signal`, `items` (per send), `headers`, `raw` (send the
 compressed intake body instead of the partner's JSON), `duration`, `concurrency`, `rate` (items/s or null),
@@ -41,6 +42,31 @@ class Tally:
             self.accepted.append((time.time(), items))
 
 
+RESTAMP_SECONDS = 60.0
+"""How long one built body is sent before it is built again at the current time."""
+
+
+@dataclass
+class Body:
+    """The body sent (with its own headers), rebuilt every `RESTAMP_SECONDS`."""
+
+    signal: str
+    items: int
+    raw: bool
+    content: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    built_at: float = float("-inf")
+
+    def current(self) -> bytes:
+        if time.time() - self.built_at >= RESTAMP_SECONDS:
+            if self.raw:
+                self.content, self.headers = payloads.wire_body(self.signal, self.items)
+            else:
+                self.content = payloads.body(self.signal, self.items)
+            self.built_at = time.time()
+        return self.content
+
+
 @dataclass(frozen=True)
 class Plan:
     """A parsed config."""
@@ -48,7 +74,7 @@ class Plan:
     base_url: str
     paths: list[str]
     headers: dict[str, str]
-    body: bytes
+    body: Body
     items: int
     duration: float
     concurrency: int
@@ -60,15 +86,12 @@ class Plan:
     def of(cls, config: dict[str, Any]) -> Plan:
         signal, items = config["signal"], int(config["items"])
         headers = {"Content-Type": "application/json", **config.get("headers", {})}
-        if config.get("raw"):
-            body, encoding = payloads.wire_body(signal, items)
-            headers.update(encoding)
-        else:
-            body = payloads.body(signal, items)
+        body = Body(signal, items, raw=bool(config.get("raw")))
+        body.current()
         return cls(
             base_url=config["base_url"],
             paths=config["paths"],
-            headers=headers,
+            headers={**headers, **body.headers},
             body=body,
             items=items,
             duration=float(config["duration"]),
@@ -81,7 +104,7 @@ class Plan:
 
 async def _send(http: httpx.AsyncClient, plan: Plan, path: str, tally: Tally) -> None:
     try:
-        answer = await http.post(path, content=plan.body, headers=plan.headers)
+        answer = await http.post(path, content=plan.body.current(), headers=plan.headers)
         tally.record(str(answer.status_code), plan.items)
     except httpx.HTTPError as exc:
         tally.record(type(exc).__name__, plan.items)
