@@ -58,6 +58,7 @@ class Body:
     built_at: float = float("-inf")
 
     def current(self) -> bytes:
+        """The body to send now, built again once it is `RESTAMP_SECONDS` old."""
         if time.time() - self.built_at >= RESTAMP_SECONDS:
             if self.raw:
                 self.content, self.headers = payloads.wire_body(self.signal, self.items)

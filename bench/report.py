@@ -72,8 +72,9 @@ SPEED_LOOP = 10_000_000
 
 
 def python_speed() -> float:
-    """Seconds for `SPEED_LOOP` pure-Python additions, best of three: one figure that makes CPU
-    seconds from different machines (or one machine on different days) comparable."""
+    """Seconds for `SPEED_LOOP` pure-Python additions, best of three: with
+    `loopback_round_trip`, what tells machines (or one machine on different days) apart when
+    their CPU seconds per item are compared."""
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
