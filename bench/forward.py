@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ from typing import Any
 from bench import measure, oauth, payloads, phases, procs, profile, report
 from bench.runner import run_on_stack
 from bench.stack import Stack
-from service.sites import KNOWN_SITES
 
 CONNECTIONS = 50
 FULL_BACKLOG_POINTS = 10_000_000
@@ -192,9 +190,7 @@ async def run_baselines(
 async def bench_with(stack: Stack, options: Options, out: report.Printer) -> None:
     """Connect the orgs through the running stack, then run the phases."""
     async with oauth.clients(stack) as (emu, api):
-        domains = [site.domain for site in KNOWN_SITES]
-        await oauth.register_client(emu, stack, domains)
-        connected = await oauth.connect_orgs(api, emu, CONNECTIONS, secrets.token_hex(3))
+        connected = await oauth.connect_orgs(emu, api, stack, CONNECTIONS)
         sites = len({c.domain for c in connected})
         out(f"connected {len(connected)} orgs across {sites} sites through the OAuth flow")
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected})

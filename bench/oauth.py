@@ -128,13 +128,16 @@ async def connect_org(
 
 
 async def connect_orgs(
-    api: httpx.AsyncClient, emu: httpx.AsyncClient, count: int, run_id: str
+    emu: httpx.AsyncClient, api: httpx.AsyncClient, stack: Stack, count: int
 ) -> list[Connected]:
-    """`count` orgs spread round-robin over the nine sites, each connected through ddbridge.
+    """`count` orgs spread round-robin over the nine sites, each connected through ddbridge
+    (the stack's client registered on every site first).
 
     One after another: the emulator's consent switch is global.
     """
     domains = [site.domain for site in KNOWN_SITES]
+    await register_client(emu, stack, domains)
+    run_id = secrets.token_hex(3)
     return [
         await connect_org(api, emu, f"bench-{run_id}-{i}", domains[i % len(domains)])
         for i in range(count)

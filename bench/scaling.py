@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import time
 from dataclasses import dataclass
 
@@ -34,7 +33,6 @@ from bench.runner import run_on_stack
 from bench.stack import Stack
 from harness import processes
 from harness.databases import asyncpg_dsn
-from service.sites import KNOWN_SITES
 
 CONNECTIONS = 50
 SENDS = 400
@@ -155,10 +153,8 @@ async def _requests(bench: phases.Bench) -> int:
 
 async def scaling(stack: Stack, out: report.Printer) -> None:
     async with oauth.clients(stack) as (emu, api):
-        domains = [site.domain for site in KNOWN_SITES]
-        await oauth.register_client(emu, stack, domains)
-        connected = await oauth.connect_orgs(api, emu, CONNECTIONS, secrets.token_hex(3))
-        out(f"connected {len(connected)} orgs across {len(domains)} sites")
+        connected = await oauth.connect_orgs(emu, api, stack, CONNECTIONS)
+        out(f"connected {len(connected)} orgs across {len({c.domain for c in connected})} sites")
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected}, interval=0.2)
         bench = phases.Bench(
             stack,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from bench import measure, oauth, payloads, phases, procs, report
 from bench.runner import run_on_stack
 from bench.stack import Stack
 from harness.databases import asyncpg_dsn
-from service.sites import KNOWN_SITES
 
 CONNECTIONS = 50
 MAX_RATE_WINDOW_SECONDS = 20.0
@@ -228,10 +226,9 @@ def plot(samples: list[Sample], rate: float, path: Path) -> None:
 
 async def soak(stack: Stack, options: Options, out: report.Printer) -> None:
     async with oauth.clients(stack) as (emu, api):
-        domains = [site.domain for site in KNOWN_SITES]
-        await oauth.register_client(emu, stack, domains)
-        connected = await oauth.connect_orgs(api, emu, CONNECTIONS, secrets.token_hex(3))
-        out(f"connected {len(connected)} orgs across {len(domains)} sites through the OAuth flow")
+        connected = await oauth.connect_orgs(emu, api, stack, CONNECTIONS)
+        sites = len({c.domain for c in connected})
+        out(f"connected {len(connected)} orgs across {sites} sites through the OAuth flow")
         poller = measure.DeliveryPoller(emu, {c.dd_oid for c in connected}, interval=0.5)
         sampler_rss = measure.RssSampler(lambda: {})
         bench = phases.Bench(
