@@ -5,11 +5,11 @@ by a conditional upsert and lapses after `lease_seconds`, so a crashed worker's 
 taken over (its unacknowledged rows are sent again: at least once). Rows need no lease of
 their own.
 
-The hot path (lease, rows, delivered, release) is one statement per step, run in autocommit:
-one round trip each instead of BEGIN, statement, COMMIT, each written once as SQL. Steps that change several tables
-(dead letters, splits, expiry) are one transaction each. Every delete from and insert into
-the outbox moves the connection's `backlogs` count by the same items, in the same statement
-or transaction.
+The hot path (lease, rows, delivered, release) is one statement per step, each written once
+as SQL and run in autocommit: one round trip each instead of BEGIN, statement, COMMIT. Steps
+that change several tables (dead letters, splits, expiry) are one transaction each. Every
+delete from and insert into the outbox moves the connection's `backlogs` count by the same
+items, in the same statement or transaction.
 """
 
 from __future__ import annotations
