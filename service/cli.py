@@ -165,7 +165,7 @@ def api(
 @app.command()
 def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
     """Run an arq worker: token refreshes and the reconciling cron."""
-    from worker.main import WorkerSettings  # noqa: PLC0415 - worker code only for this command
+    from worker.main import WorkerSettings, crons  # noqa: PLC0415 - worker code only for this command
 
     configure_logging(log_level)
     with embedded_services(data_dir):
@@ -179,6 +179,7 @@ def worker(data_dir: DataDirOption = DATA_DIR, log_level: str = "INFO") -> None:
             redis_settings=redis_settings(settings),
             queue_name=settings.queue_name,
             job_completion_wait=settings.worker_shutdown_seconds,
+            cron_jobs=crons(refresh_reconcile_seconds=settings.refresh_reconcile_seconds),
         )
 
 

@@ -196,6 +196,10 @@ class Settings(KeyRingSettings):
     """Access tokens are refreshed this long before they expire."""
     refresh_rate_per_site: int = Field(default=20, ge=1)
     """Most token calls all processes together make per second to one Datadog site."""
+    refresh_reconcile_seconds: int = Field(default=60, ge=1, le=60)
+    """How often the worker looks in PostgreSQL for due refreshes and retries (covering lost
+    Redis jobs) and purges expired rows: at every multiple of this many seconds past the
+    minute, so it divides 60."""
     refresh_retry_delays: Annotated[list[Annotated[float, Field(gt=0)]], NoDecode] = Field(
         default=[5, 15, 60, 300, 900], min_length=1
     )
@@ -250,6 +254,14 @@ class Settings(KeyRingSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("refresh_reconcile_seconds")
+    @classmethod
+    def _divides_the_minute(cls, value: int) -> int:
+        if 60 % value:
+            divisors = [n for n in range(1, 61) if 60 % n == 0]
+            raise ValueError(f"must divide 60: one of {', '.join(map(str, divisors))}")
+        return value
 
     @field_validator("extra_sites")
     @classmethod

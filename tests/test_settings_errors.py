@@ -210,3 +210,29 @@ def test_dev_mode_allows_a_short_token_a_plain_http_emulator_and_no_sign_in(
     status, output = _run([sys.executable, "-c", check], env)
 
     assert (status, output.strip()) == (0, "dev")
+
+
+@pytest.mark.parametrize(("value", "accepted"), [("5", True), ("60", True), ("7", False)])
+def test_the_refresh_reconciler_ticks_at_a_divisor_of_the_minute(
+    service_urls: tuple[str, str], value: str, accepted: bool
+) -> None:
+    """`ddbridge worker` schedules the reconciler at every multiple of the setting past the
+    minute, so only a divisor of 60 keeps its ticks evenly spaced; another is refused."""
+    _, redis_url = service_urls
+    env = {**_environment(redis_url), "DDBRIDGE_ENCRYPTION_KEYS": generate_key()}
+    del env["DDBRIDGE_FLOW_TTL_SECONDS"]
+    env["DDBRIDGE_REFRESH_RECONCILE_SECONDS"] = value
+    check = (
+        "from service.settings import Settings, load; from worker.main import crons; "
+        "s = load(Settings).refresh_reconcile_seconds; "
+        "print(sorted(crons(refresh_reconcile_seconds=s)[0].second))"
+    )
+
+    status, output = _run([sys.executable, "-c", check], env)
+
+    if accepted:
+        assert status == 0, output
+        assert output.strip() == str(list(range(0, 60, int(value))))
+    else:
+        assert status == 1, output
+        assert "DDBRIDGE_REFRESH_RECONCILE_SECONDS: must divide 60: one of 1, 2, 3, 4, 5, 6, " in output

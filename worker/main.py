@@ -2,9 +2,10 @@
 (deliveries and refreshes to ring, webhook notifications to send).
 
 `ddbridge worker` runs it with settings read at start-up. `arq worker.main.WorkerSettings`
-also works for containers; arq needs its Redis address and queue on the class, so only those
-values are read from `DDBRIDGE_REDIS_URL` and `DDBRIDGE_QUEUE_NAME` when this module is
-imported.
+also works for containers; arq needs its Redis address, queue and cron schedule on the class,
+so only the first two are read, from `DDBRIDGE_REDIS_URL` and `DDBRIDGE_QUEUE_NAME`, when this
+module is imported, and the refresh reconciler ticks each minute whatever
+`DDBRIDGE_REFRESH_RECONCILE_SECONDS` says.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from arq import cron, func
+from arq.cron import CronJob
 from arq.connections import RedisSettings
 from sqlalchemy import delete, or_, select
 
@@ -184,13 +186,16 @@ async def notify(ctx: dict[str, Any]) -> int:
 
 async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
     """Ring a refresh for every connection whose token is due and whose retry time has come
-    (covers lost Redis jobs), at most `REFRESH_RATE_PER_SITE` a second per Datadog site;
-    purge expired flows, idempotency keys and old webhook events."""
+    (covers lost Redis jobs), spread until the next tick at `REFRESH_RATE_PER_SITE` a second
+    per Datadog site; purge expired flows, idempotency keys and old webhook events."""
     res = resources(ctx)
     margin = timedelta(seconds=res.settings.refresh_margin_seconds)
     rate = res.settings.refresh_rate_per_site
+    until_next_tick = res.settings.refresh_reconcile_seconds
     async with res.sessionmaker() as session:
-        due = await credentials.due_for_refresh(session, margin, limit_per_site=rate * 60)
+        due = await credentials.due_for_refresh(
+            session, margin, limit_per_site=rate * until_next_tick
+        )
         await session.execute(
             delete(OAuthFlow).where(OAuthFlow.expires_at < utcnow() - FLOW_RETENTION)
         )
@@ -201,24 +206,23 @@ async def reconcile_refreshes(ctx: dict[str, Any]) -> int:
         await session.commit()
     now = utcnow()
     for connection_id, place in due:
-        # Spread each site's refreshes over the minute at `rate` per second.
+        # Spread each site's refreshes until the next tick at `rate` per second.
         at = now + timedelta(seconds=place / rate)
         await jobs.ring_refresh(res.redis, connection_id, at, due=True)
     CRON_TICKS.labels(cron="refreshes").inc()
     return len(due)
 
 
-class WorkerSettings:
-    """arq's entry point (see the module docstring for why `redis_settings` is read here)."""
-
-    # A doorbell's id must be free again as soon as its job ends: no kept result.
-    # A killed job's id is taken until its timeout: keep it close to a drain's real length.
-    functions: ClassVar = [
-        func(deliver, keep_result=0, timeout=60),
-        func(refresh_connection, keep_result=0),
-    ]
-    cron_jobs: ClassVar = [
-        cron(reconcile_refreshes, name=CRONS["refreshes"], second=0, run_at_startup=True),
+def crons(*, refresh_reconcile_seconds: int) -> list[CronJob]:
+    """The worker's crons; the refresh reconciler ticks every `refresh_reconcile_seconds`
+    (`DDBRIDGE_REFRESH_RECONCILE_SECONDS`, a divisor of 60) past the minute."""
+    return [
+        cron(
+            reconcile_refreshes,
+            name=CRONS["refreshes"],
+            second=set(range(0, 60, refresh_reconcile_seconds)),
+            run_at_startup=True,
+        ),
         cron(
             reconcile_deliveries,
             name=CRONS["deliveries"],
@@ -230,6 +234,18 @@ class WorkerSettings:
         # in-progress key 60 s after it ends, so the sender would run once a minute.)
         cron(notify, name=CRONS["notify"], second=set(range(0, 60, 5))),
     ]
+
+
+class WorkerSettings:
+    """arq's entry point (see the module docstring for why `redis_settings` is read here)."""
+
+    # A doorbell's id must be free again as soon as its job ends: no kept result.
+    # A killed job's id is taken until its timeout: keep it close to a drain's real length.
+    functions: ClassVar = [
+        func(deliver, keep_result=0, timeout=60),
+        func(refresh_connection, keep_result=0),
+    ]
+    cron_jobs: ClassVar = crons(refresh_reconcile_seconds=60)
     on_startup = startup
     on_shutdown = shutdown
     # SIGTERM: take no new job, let running ones finish for this long, then cancel them (a
