@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -198,7 +198,11 @@ def bearer_header(token: str) -> dict[str, str]:
 
 
 def _seal(keyring: KeyRing, connection: Connection, column: str, value: str) -> bytes:
-    return keyring.seal(value, context=f"connection:{connection.id}:{column}")
+    return _seal_for(keyring, connection.id, column, value)
+
+
+def _seal_for(keyring: KeyRing, connection_id: uuid.UUID, column: str, value: str) -> bytes:
+    return keyring.seal(value, context=f"connection:{connection_id}:{column}")
 
 
 def _open(keyring: KeyRing, connection: Connection, column: str) -> str | None:
@@ -227,19 +231,33 @@ async def _note_unreadable(res: Resources, connection_id: uuid.UUID, exc: Secret
 
 
 def store_grant(keyring: KeyRing, connection: Connection, grant: TokenGrant) -> None:
-    """Store a token answer: the new access token and, if sent, the new refresh token.
+    """Store a token answer on `connection` (see `_grant_columns`)."""
+    for column, value in _grant_columns(keyring, connection.id, grant).items():
+        setattr(connection, column, value)
+
+
+def _grant_columns(
+    keyring: KeyRing, connection_id: uuid.UUID, grant: TokenGrant
+) -> dict[str, object]:
+    """The columns a token answer sets: the new access token and, if sent, the new refresh
+    token and scopes; the retry schedule starts over.
 
     Datadog may or may not invalidate the old refresh token, so the newest one is always kept
     and the old one survives only when the answer carried none.
     """
-    connection.access_token = _seal(keyring, connection, "access_token", grant.access_token)
+    columns: dict[str, object] = {
+        "access_token": _seal_for(keyring, connection_id, "access_token", grant.access_token),
+        "access_token_expires_at": utcnow() + timedelta(seconds=grant.expires_in),
+        "refresh_failures": 0,
+        "refresh_retry_at": None,
+    }
     if grant.refresh_token is not None:
-        connection.refresh_token = _seal(keyring, connection, "refresh_token", grant.refresh_token)
-    connection.access_token_expires_at = utcnow() + timedelta(seconds=grant.expires_in)
-    connection.refresh_failures = 0
-    connection.refresh_retry_at = None
+        columns["refresh_token"] = _seal_for(
+            keyring, connection_id, "refresh_token", grant.refresh_token
+        )
     if grant.scopes:
-        connection.scopes = grant.scopes
+        columns["scopes"] = grant.scopes
+    return columns
 
 
 def seal_verifier(keyring: KeyRing, flow: OAuthFlow, verifier: str) -> None:
@@ -371,7 +389,7 @@ async def open_for_signal(
 async def _open_for_signal(
     res: Resources, connection_id: uuid.UUID, signal: Signal
 ) -> OrgCredentials:
-    async with res.reads() as session:
+    async with res.autocommit() as session:
         connection = await conns.get_connection(session, connection_id)
     site = res.sites.by_domain(connection.domain)
     check_deliverable(connection, signal, site)
@@ -399,7 +417,7 @@ async def open_for_scopes(
 async def _open_for_scopes(
     res: Resources, connection_id: uuid.UUID, alternatives: Sequence[frozenset[str]]
 ) -> OrgCredentials:
-    async with res.reads() as session:
+    async with res.autocommit() as session:
         connection = await conns.get_connection(session, connection_id)
     if connection.status != ConnectionStatus.ACTIVE or connection.refresh_token is None:
         raise NotDeliverable(
@@ -690,20 +708,14 @@ async def _store(
 
     A grant is stored even if the claim lapsed meanwhile: it is the newest one Datadog issued.
     """
+    if isinstance(answer, TokenGrant):
+        return await _store_grant(res, claim, answer)
     async with res.sessionmaker() as session, session.begin():
         connection = await conns.lock(session, claim.connection_id)
         if connection is None:
             return RefreshOutcome(RefreshResult.GONE)
         if connection.refresh_claimed_until == claim.until:
             connection.refresh_claimed_until = None
-        if isinstance(answer, TokenGrant):
-            store_grant(res.keyring, connection, answer)
-            TOKEN_REFRESHES.labels(result=RefreshResult.REFRESHED).inc()
-            return RefreshOutcome(
-                RefreshResult.REFRESHED,
-                connection.access_token_expires_at,
-                bearer=answer.access_token,
-            )
         delays = res.settings.refresh_retry_delays
         if isinstance(answer, ClientsUnreadable):
             _client_unusable(claim.site, answer)
@@ -715,6 +727,27 @@ async def _store(
             await _client_refused(session, claim.site, client_id, answer)
             return _defer(connection, delays, "invalid_client", answer.description)
         return _grant_gone(session, connection, answer)
+
+
+async def _store_grant(res: Resources, claim: _Claim, grant: TokenGrant) -> RefreshOutcome:
+    """Store a refresh's grant and end the claim: one statement, in autocommit (the hot path
+    of a fleet's refreshes)."""
+    ours = Connection.refresh_claimed_until == claim.until
+    statement = (
+        update(Connection)
+        .where(Connection.id == claim.connection_id)
+        .values(
+            **_grant_columns(res.keyring, claim.connection_id, grant),
+            refresh_claimed_until=case((ours, None), else_=Connection.refresh_claimed_until),
+        )
+        .returning(Connection.access_token_expires_at)
+    )
+    async with res.autocommit() as session:
+        expires_at = await session.scalar(statement)
+    if expires_at is None:
+        return RefreshOutcome(RefreshResult.GONE)
+    TOKEN_REFRESHES.labels(result=RefreshResult.REFRESHED).inc()
+    return RefreshOutcome(RefreshResult.REFRESHED, expires_at, bearer=grant.access_token)
 
 
 def _client_unusable(site: Site, exc: ClientsUnreadable) -> None:

@@ -28,9 +28,9 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    reads: async_sessionmaker[AsyncSession]
-    """Sessions in autocommit, for reads that need no transaction: each statement one round
-    trip, without BEGIN and ROLLBACK around it."""
+    autocommit: async_sessionmaker[AsyncSession]
+    """Sessions in autocommit, for reads and single-statement writes that need no transaction
+    around them: each statement one round trip, without BEGIN and COMMIT or ROLLBACK."""
     redis: ArqRedis
     datadog: DatadogClient
     webhooks: httpx.AsyncClient
@@ -73,7 +73,9 @@ async def open_resources(
                 settings=settings,
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
-                reads=create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT")),
+                autocommit=create_sessionmaker(
+                    engine.execution_options(isolation_level="AUTOCOMMIT")
+                ),
                 redis=redis,
                 datadog=DatadogClient(
                     http,
