@@ -37,8 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import case, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service import connections as conns
@@ -54,7 +53,7 @@ from service.datadog.errors import (
 )
 from service.errors import ServiceError
 from service.metrics import CREDENTIAL_FAILURES, TOKEN_REFRESHES
-from service.models import Connection, ConnectionStatus, OAuthFlow, TokenCallBudget, utcnow
+from service.models import Connection, ConnectionStatus, OAuthFlow, utcnow
 from service.resources import Resources
 from service.signals import SPECS, Credential, Signal
 from service.sites import Site
@@ -208,16 +207,23 @@ def _seal_for(keyring: KeyRing, connection_id: uuid.UUID, column: str, value: st
 def _open(keyring: KeyRing, connection: Connection, column: str) -> str | None:
     """The plaintext of a secret column; `SecretUnreadable` when no configured key opens it."""
     sealed: bytes | None = getattr(connection, column)
+    return _open_sealed(keyring, connection.id, connection.domain, column, sealed)
+
+
+def _open_sealed(
+    keyring: KeyRing, connection_id: uuid.UUID, domain: str, column: str, sealed: bytes | None
+) -> str | None:
+    """`_open` for a column's value read without its connection."""
     if sealed is None:
         return None
     try:
-        return keyring.open(sealed, context=f"connection:{connection.id}:{column}")
+        return keyring.open(sealed, context=f"connection:{connection_id}:{column}")
     except KeyRingError as exc:
-        CREDENTIAL_FAILURES.labels(kind="undecryptable", site=connection.domain).inc()
+        CREDENTIAL_FAILURES.labels(kind="undecryptable", site=domain).inc()
         raise SecretUnreadable(
             f"the connection's stored {column} does not open with DDBRIDGE_ENCRYPTION_KEYS "
             f"({exc}); restore the key that sealed it",
-            connection_id=str(connection.id),
+            connection_id=str(connection_id),
         ) from exc
 
 
@@ -622,8 +628,42 @@ async def _refresh(
 async def _claim(
     res: Resources, connection_id: uuid.UUID, margin: timedelta, length: timedelta
 ) -> RefreshOutcome | _Claim | datetime:
-    """Under the row lock, briefly: an outcome that needs no call, a claim to make the call,
-    or when another process's claim (or the site's full second of token calls) ends."""
+    """An outcome that needs no call, a claim to make the call, or when another process's
+    claim (or the site's full second of token calls) ends.
+
+    The common case, a due connection nobody is refreshing and a token call to spare, is one
+    statement in autocommit (`_CLAIM`); whenever that takes nothing, the row lock decides and
+    says why (`_claim_under_lock`).
+    """
+    now = utcnow()
+    until = now + length
+    async with res.autocommit() as session:
+        row = (
+            await session.execute(
+                _CLAIM,
+                {
+                    "id": connection_id,
+                    "now": now,
+                    "fresh_until": now + margin,
+                    "on_time": now + CLOCK_SKEW,
+                    "until": until,
+                    **_budget_parameters(res.settings.refresh_rate_per_site),
+                },
+            )
+        ).one_or_none()
+    if row is None:
+        return await _claim_under_lock(res, connection_id, margin, length)
+    refresh_token = _open_sealed(
+        res.keyring, connection_id, row.domain, "refresh_token", row.sealed
+    )
+    assert refresh_token is not None
+    return _Claim(connection_id, res.sites.by_domain(row.domain), refresh_token, until)
+
+
+async def _claim_under_lock(
+    res: Resources, connection_id: uuid.UUID, margin: timedelta, length: timedelta
+) -> RefreshOutcome | _Claim | datetime:
+    """`_claim`, deciding under the row lock, briefly."""
     async with res.sessionmaker() as session, session.begin():
         connection = await conns.lock(session, connection_id)
         answer = _answer_without_a_call(res, connection, margin)
@@ -632,11 +672,12 @@ async def _claim(
         assert connection is not None
         refresh_token = _open(res.keyring, connection, "refresh_token")
         assert refresh_token is not None
-        next_window = await _take_token_call(
-            session, connection.domain, res.settings.refresh_rate_per_site
+        taken = await session.scalar(
+            _TAKE_TOKEN_CALL,
+            {"domain": connection.domain, **_budget_parameters(res.settings.refresh_rate_per_site)},
         )
-        if next_window is not None:
-            return next_window
+        if taken is None:
+            return utcnow().replace(microsecond=0) + timedelta(seconds=1)
         connection.refresh_claimed_until = utcnow() + length
         site = res.sites.by_domain(connection.domain)
         return _Claim(connection.id, site, refresh_token, connection.refresh_claimed_until)
@@ -666,35 +707,62 @@ def _answer_without_a_call(
     return None
 
 
-async def _take_token_call(session: AsyncSession, domain: str, per_second: int) -> datetime | None:
-    """Take one of the site's token calls of this second; if none is left, when the next
-    second starts. Held until the claim commits, so every process counts against one row.
+# The claim's SQL, built once from constants (no value is ever formatted into it).
+_SECOND = "date_trunc('second', clock_timestamp())"
+_TAKE_FROM_BUDGET = (
+    "INSERT INTO token_call_budgets AS b (domain, second, used) {rows}"
+    " ON CONFLICT (domain) DO UPDATE SET second = {second},"
+    " used = CASE WHEN b.second = {second} THEN b.used + 1 ELSE 1 END"
+    " WHERE clock_timestamp() - {second} < CAST(:open_part AS interval)"
+    " AND (b.second < {second} OR b.used < CAST(:per_second AS integer))"
+    " RETURNING b.domain"
+)
+"""Take one of a site's token calls of this second (a row back), or none if none is left.
 
-    Two things keep Datadog from seeing more than `per_second` in any second of arrival:
-    the second is the database clock's at the moment the row is updated (one clock for every
-    process, read after waiting for the row, so a late statement never turns the row back to
-    an older second), and the last `TOKEN_CALL_GUARD` of each second takes no call, so a call
-    taken late in a second still arrives within it.
-    """
-    now = func.clock_timestamp()
-    second = func.date_trunc("second", now)
-    statement = pg_insert(TokenCallBudget).values(domain=domain, second=second, used=1)
-    budget = TokenCallBudget.__table__
-    guard = timedelta(seconds=1) - TOKEN_CALL_GUARD
-    taken = await session.scalar(
-        statement.on_conflict_do_update(
-            index_elements=[budget.c.domain],
-            set_={
-                "second": second,
-                "used": case((budget.c.second == second, budget.c.used + 1), else_=1),
-            },
-            where=(now - second < guard)
-            & ((budget.c.second < second) | (budget.c.used < per_second)),
-        ).returning(budget.c.used)
+Two things keep Datadog from seeing more than `per_second` in any second of arrival: the
+second is the database clock's at the moment the row is updated (one clock for every
+process, read after waiting for the row, so a late statement never turns the row back to an
+older second), and the last `TOKEN_CALL_GUARD` of each second takes no call, so a call taken
+late in a second still arrives within it. The row stays locked until the taking commits, so
+every process counts against one row."""
+_NEEDS_A_CALL = (
+    "status IN ({statuses}) AND refresh_token IS NOT NULL"
+    " AND (access_token_expires_at IS NULL"
+    " OR access_token_expires_at <= CAST(:fresh_until AS timestamptz))"
+    " AND (refresh_retry_at IS NULL OR refresh_retry_at <= CAST(:on_time AS timestamptz))"
+    " AND (refresh_claimed_until IS NULL OR refresh_claimed_until <= CAST(:now AS timestamptz))"
+).format(statuses=", ".join(f"'{status.value}'" for status in REFRESHABLE))
+"""`_answer_without_a_call`'s None case, as SQL: the token endpoint must be called."""
+_TAKE_TOKEN_CALL = text(
+    _TAKE_FROM_BUDGET.format(
+        rows=f"VALUES (CAST(:domain AS varchar), {_SECOND}, 1)",
+        second=_SECOND,
     )
-    if taken is not None:
-        return None
-    return utcnow().replace(microsecond=0) + timedelta(seconds=1)
+)
+_CLAIM = text(
+    (  # noqa: S608 (constants only)
+        "WITH due AS (SELECT domain FROM connections WHERE id = CAST(:id AS uuid) AND {due}),"
+        " taken AS ({take})"
+        " UPDATE connections SET refresh_claimed_until = CAST(:until AS timestamptz),"
+        " updated_at = CAST(:now AS timestamptz)"
+        " WHERE id = CAST(:id AS uuid) AND EXISTS (SELECT FROM taken) AND {due}"
+        " RETURNING domain, refresh_token AS sealed"
+    ).format(
+        due=_NEEDS_A_CALL,
+        take=_TAKE_FROM_BUDGET.format(
+            rows=f"SELECT domain, {_SECOND}, 1 FROM due",  # noqa: S608 (constants only)
+            second=_SECOND,
+        ),
+    )
+)
+"""Claim a due connection nobody is refreshing, with one of its site's token calls of this
+second. The UPDATE checks the row again once it holds its lock, so of two processes claiming
+at once one wins; the other's token call goes unused (the cap is never exceeded, only
+under-used) and it falls back to the row lock, which finds the winner's claim."""
+
+
+def _budget_parameters(per_second: int) -> dict[str, object]:
+    return {"per_second": per_second, "open_part": timedelta(seconds=1) - TOKEN_CALL_GUARD}
 
 
 async def _store(

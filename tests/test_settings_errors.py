@@ -235,4 +235,7 @@ def test_the_refresh_reconciler_ticks_at_a_divisor_of_the_minute(
         assert output.strip() == str(list(range(0, 60, int(value))))
     else:
         assert status == 1, output
-        assert "DDBRIDGE_REFRESH_RECONCILE_SECONDS: must divide 60: one of 1, 2, 3, 4, 5, 6, " in output
+        assert (
+            "DDBRIDGE_REFRESH_RECONCILE_SECONDS: must divide 60: one of 1, 2, 3, 4, 5, 6, "
+            in output
+        )

@@ -19,8 +19,8 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from arq import cron, func
-from arq.cron import CronJob
 from arq.connections import RedisSettings
+from arq.cron import CronJob
 from sqlalchemy import delete, or_, select
 
 from service import credentials, jobs, webhooks
