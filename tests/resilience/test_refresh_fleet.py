@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,42 @@ async def test_api_and_three_workers_refresh_each_connection_exactly_once(
         assert {call["status"] for call in refreshes} == {200}
         statuses = await isolated.fetch("SELECT DISTINCT status FROM connections")
         assert [row["status"] for row in statuses] == ["active"]
+
+
+async def test_three_workers_together_keep_to_the_per_site_token_call_cap(
+    admin_url: str, tmp_path: Path, resilience_logs: Path
+) -> None:
+    """Every connection due at once, three workers each rung for all of them: Datadog never
+    sees more than `REFRESH_RATE_PER_SITE` token calls in a second of arrival, and every
+    connection is refreshed, once."""
+    rate, count = 4, 20
+    settings = {"DDBRIDGE_REFRESH_RATE_PER_SITE": str(rate)}
+    async with isolated_stack(
+        admin_url, tmp_path, resilience_logs, settings=settings, workers=WORKERS
+    ) as isolated:
+        stack = isolated.stack
+        ids = await _connect_many(stack, count)
+        await isolated.make_tokens_due(ids)
+        await isolated.ring_refreshes(ids, times=WORKERS)
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = await isolated.fetch(
+                "SELECT count(*) AS n FROM connections WHERE access_token_expires_at > now()"
+                " + interval '30 minutes'"
+            )
+            if rows[0]["n"] == count:
+                break
+            await asyncio.sleep(0.1)
+        await isolated.wait_requests_answered()
+        refreshes = await _refresh_calls(stack)
+
+    per_second = Counter(int(call["at"]) for call in refreshes)
+    print(f"{len(refreshes)} refresh calls; per second of arrival: {sorted(per_second.items())}")
+    assert rows[0]["n"] == count, "every connection refreshed"
+    assert len(refreshes) == count
+    assert max(per_second.values()) <= rate
+    assert len(per_second) >= count // rate, "the calls were spread over the seconds the cap needs"
 
 
 async def _wait_refresh_calls(stack: Stack, count: int) -> list[int]:
