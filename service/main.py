@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import heap
 from service.api import browser, docs, internal, ops, otlp, passthrough, sends
 from service.api.guard import PREFIX
 from service.dbcheck import check_database, database_problem
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if database is not None:  # serve anyway: /readyz says 503 until it is fixed or back
             log.error("database check at start-up: %s", database.cause)
         async with open_resources(current) as resources:
+            heap.settle()
             yield {"resources": resources, "drain": drain}
 
     # The description and its page are `service.api.docs`, served as DDBRIDGE_API_DOCS says.
