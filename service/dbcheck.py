@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from service.db import create_engine
+from service.db import connection_failure, create_engine
 
 CONFIGURATION_SQLSTATES = {
     "3D000": "no such database",
@@ -64,7 +64,7 @@ def _server_said(error: BaseException, place: str) -> DatabaseProblem | None:
     sqlstate = getattr(error, "sqlstate", None) or ""
     if sqlstate in CONFIGURATION_SQLSTATES:
         return DatabaseProblem(f"{_first_line(error)} (at {place})", configuration=True)
-    if sqlstate.startswith(("08", "57P")):
+    if connection_failure(sqlstate):
         return DatabaseProblem(f"{_first_line(error)} (at {place})", configuration=False)
     return None
 

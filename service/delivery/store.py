@@ -6,7 +6,8 @@ taken over (its unacknowledged rows are sent again: at least once). Rows need no
 their own.
 
 The hot path (lease, rows, delivered, release) is one statement per step, each written once
-as SQL and run in autocommit: one round trip each instead of BEGIN, statement, COMMIT. Steps
+as SQL and run in autocommit on the driver: one round trip each instead of BEGIN, statement,
+COMMIT. Steps
 that change several tables (dead letters, splits, expiry) are one transaction each. Every
 delete from and insert into the outbox moves the connection's `backlogs` count by the same
 items, in the same statement or transaction.
@@ -21,47 +22,50 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, delete, insert, text, update
+import asyncpg
+from sqlalchemy import Update, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from service.db import driver
 from service.models import Backlog, DeadLetter, OutboxRow, Partition, utcnow
 
-# The hot path's statements, as SQL written once: SQLAlchemy builds, and asyncpg prepares, each
-# of them once per connection, instead of a statement object built and traversed per call.
-_ACQUIRE = text(
+# The hot path's statements, in asyncpg's SQL, run on the driver (`service.db.driver`):
+# asyncpg prepares each once per connection, and SQLAlchemy's work per statement is skipped.
+# $1 is always the connection's id and $2 the signal.
+_ACQUIRE = (
     "INSERT INTO partitions AS p (connection_id, signal, lease_until)"
-    " VALUES (CAST(:id AS uuid), CAST(:signal AS varchar), CAST(:until AS timestamptz))"
+    " VALUES ($1::uuid, $2::varchar, $3::timestamptz)"
     " ON CONFLICT (connection_id, signal) DO UPDATE SET lease_until = excluded.lease_until"
-    " WHERE p.lease_until IS NULL OR p.lease_until < CAST(:now AS timestamptz)"
+    " WHERE p.lease_until IS NULL OR p.lease_until < $4::timestamptz"
     " RETURNING p.paused_until, p.failures"
 )
-_RELEASE = text(
+_RELEASE = (
     "UPDATE partitions SET lease_until = NULL"
-    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+    " WHERE connection_id = $1::uuid AND signal = $2::varchar"
     " RETURNING EXISTS (SELECT FROM outbox"
-    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar))"
+    " WHERE connection_id = $1::uuid AND signal = $2::varchar)"
 )
-_ROWS = text(
+_ROWS = (
     "SELECT id, batch_id, items, item_count, oldest_at, accepted_at, attempts FROM ("
     " SELECT id, batch_id, items, item_count, oldest_at, accepted_at, attempts,"
     " sum(octet_length(items)) OVER (ORDER BY id) - octet_length(items) AS before"
-    " FROM outbox WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
-    " ORDER BY id LIMIT CAST(:limit AS integer)"
-    ") AS window_ WHERE before = 0 OR before < CAST(:max_bytes AS bigint) ORDER BY id"
+    " FROM outbox WHERE connection_id = $1::uuid AND signal = $2::varchar"
+    " ORDER BY id LIMIT $3::integer"
+    ") AS window_ WHERE before = 0 OR before < $4::bigint ORDER BY id"
 )
 """Rows in order while the bytes before each stay under `max_bytes` (the first always)."""
-_DELIVERED = text(
+_DELIVERED = (
     "WITH deleted AS ("
-    " DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING item_count"
+    " DELETE FROM outbox WHERE id = ANY($3::bigint[]) RETURNING item_count"
     "), counted AS (SELECT coalesce(sum(item_count), 0) AS items FROM deleted"
     "), drained AS ("
     " UPDATE backlogs SET pending_items = pending_items - (SELECT items FROM counted)"
-    " WHERE connection_id = CAST(:id AS uuid)"
+    " WHERE connection_id = $1::uuid"
     ")"
     " UPDATE partitions SET delivered_items = delivered_items + (SELECT items FROM counted),"
     " failures = 0, paused_until = NULL, last_error = NULL, last_delivered_at = now(),"
-    " lease_until = CAST(:until AS timestamptz)"
-    " WHERE connection_id = CAST(:id AS uuid) AND signal = CAST(:signal AS varchar)"
+    " lease_until = $4::timestamptz"
+    " WHERE connection_id = $1::uuid AND signal = $2::varchar"
 )
 """Delete delivered rows, take them off the backlog and count them, renew the lease."""
 
@@ -96,7 +100,7 @@ class PartitionStore:
         self.signal = signal
         self._lease = lease
         self._key = (Partition.connection_id == connection_id, Partition.signal == signal)
-        self._params = {"id": connection_id, "signal": signal}
+        self._partition = (connection_id, signal)
 
     @asynccontextmanager
     async def _auto(self) -> AsyncIterator[AsyncConnection]:
@@ -105,29 +109,31 @@ class PartitionStore:
             await db.execution_options(isolation_level="AUTOCOMMIT")
             yield db
 
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+        """The driver of a connection in autocommit, for the hot path's statements."""
+        async with self._auto() as db, driver(db) as raw:
+            yield raw
+
     async def acquire(self) -> Lease | None:
         """Take the lease if free or lapsed; None when another drainer holds it."""
         now = utcnow()
-        async with self._auto() as db:
-            row = (
-                await db.execute(_ACQUIRE, {**self._params, "until": now + self._lease, "now": now})
-            ).one_or_none()
+        async with self._driver() as raw:
+            row = await raw.fetchrow(_ACQUIRE, *self._partition, now + self._lease, now)
         return None if row is None else Lease(*row)
 
     async def release(self) -> bool:
         """Give the lease back; True if rows are waiting (committed while we finished)."""
-        async with self._auto() as db:
-            return bool((await db.execute(_RELEASE, self._params)).scalar())
+        async with self._driver() as raw:
+            return bool(await raw.fetchval(_RELEASE, *self._partition))
 
     async def rows(self, limit: int, max_bytes: int) -> list[Row]:
         """The oldest pending rows in acceptance order: at most `limit`, and no more than
         `max_bytes` of items (the first row always), so a worker's memory stays bounded
         whatever the backlog."""
-        async with self._auto() as db:
-            found = await db.execute(
-                _ROWS, {**self._params, "limit": limit, "max_bytes": max_bytes}
-            )
-            return [Row(*record) for record in found]
+        async with self._driver() as raw:
+            found = await raw.fetch(_ROWS, *self._partition, limit, max_bytes)
+        return [Row(*record) for record in found]
 
     async def mark_unclear(self, rows: list[Row]) -> None:
         """Remember that these rows were sent without a clear answer (see incidents)."""
@@ -142,10 +148,8 @@ class PartitionStore:
         """Datadog took these rows: delete them, count them, renew the lease (one statement;
         only rows still there count, so a lapsed lease's second delivery is not counted)."""
         ids = [row.id for row in rows]
-        async with self._auto() as db:
-            await db.execute(
-                _DELIVERED, {**self._params, "ids": ids, "until": utcnow() + self._lease}
-            )
+        async with self._driver() as raw:
+            await raw.execute(_DELIVERED, *self._partition, ids, utcnow() + self._lease)
 
     async def dead_letter(
         self,

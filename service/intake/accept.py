@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import LargeBinary, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from service import jobs
 from service.credentials import check_deliverable
+from service.db import driver
 from service.errors import NotFound, ServiceError
 from service.intake.parse import Items, parse
 from service.metrics import ACCEPTED
@@ -119,31 +119,31 @@ class _Standing:
     pending_items: int
 
 
-_LOOK_UP = text(
-    "SELECT c.status, c.status_reason, c.scopes, c.domain, c.api_key, c.refresh_token, "
-    "coalesce(b.pending_items, 0) AS pending_items "
-    "FROM connections AS c LEFT JOIN backlogs AS b ON b.connection_id = c.id WHERE c.id = :id"
+_LOOK_UP = (
+    "SELECT c.status, c.status_reason, c.scopes, c.domain, c.api_key, c.refresh_token,"
+    " coalesce(b.pending_items, 0) AS pending_items"
+    " FROM connections AS c LEFT JOIN backlogs AS b ON b.connection_id = c.id WHERE c.id = $1"
 )
 """The connection's standing and its backlog: everything the cheap refusals need."""
 
-_COMMIT = text(
+_COMMIT = (
     "WITH reserved AS ("
     " INSERT INTO backlogs AS b (connection_id, pending_items)"
-    " SELECT CAST(:id AS uuid), CAST(:adding AS bigint) WHERE CAST(:adding AS bigint) <= CAST(:cap AS bigint)"
+    " SELECT $1::uuid, $2::bigint WHERE $2::bigint <= $3::bigint"
     " ON CONFLICT (connection_id) DO UPDATE"
     " SET pending_items = b.pending_items + excluded.pending_items"
-    " WHERE b.pending_items + excluded.pending_items <= CAST(:cap AS bigint)"
+    " WHERE b.pending_items + excluded.pending_items <= $3::bigint"
     " RETURNING b.pending_items"
     "), stored AS ("
     " INSERT INTO outbox (connection_id, signal, batch_id, items, item_count, oldest_at)"
-    " SELECT :id, :signal, :batch_id, r.items, r.item_count, r.oldest_at"
-    " FROM unnest(CAST(:items AS bytea[]), CAST(:counts AS integer[]),"
-    " CAST(:oldest AS timestamptz[])) AS r(items, item_count, oldest_at)"
+    " SELECT $1::uuid, $4::varchar, $5::uuid, r.items, r.item_count, r.oldest_at"
+    " FROM unnest($6::bytea[], $7::integer[], $8::timestamptz[])"
+    " AS r(items, item_count, oldest_at)"
     " WHERE EXISTS (SELECT FROM reserved)"
     ")"
     " SELECT (SELECT pending_items FROM reserved) AS reserved,"
-    " (SELECT pending_items FROM backlogs WHERE connection_id = :id) AS before"
-).bindparams(bindparam("items", type_=ARRAY(LargeBinary)))
+    " (SELECT pending_items FROM backlogs WHERE connection_id = $1::uuid) AS before"
+)
 """The rows and their count in the backlog, in one statement, only if the cap allows them.
 
 The upsert of the backlog row takes that row's lock and compares the cap with its latest
@@ -168,8 +168,8 @@ async def accept(
     `IdempotencyKeyReused` (422) or `BacklogFull` (429); nothing is stored then. A key
     repeated with the same signal and body returns the first answer and stores nothing.
 
-    Without a key a send is two statements in autocommit (the look-up, then `_COMMIT`);
-    with one, the key is claimed in the same transaction as the rows.
+    Without a key a send is two statements in autocommit (the look-up, then `_COMMIT`, both
+    on the driver); with one, the key is claimed in the same transaction as the rows.
     """
     key = None
     if idempotency_key is not None:
@@ -177,7 +177,8 @@ async def accept(
     async with res.engine.connect() as db:
         if key is None:
             await db.execution_options(isolation_level="AUTOCOMMIT")
-        found = (await db.execute(_LOOK_UP, {"id": connection_id})).one_or_none()
+        async with driver(db) as raw:
+            found = await raw.fetchrow(_LOOK_UP, connection_id)
         if found is None:
             raise NotFound(f"no connection with id {connection_id}")
         standing = _Standing(*found)
@@ -220,30 +221,28 @@ async def _commit(
     chunks: list[Chunk],
 ) -> None:
     """Store the rows if the backlog cap allows them; `BacklogFull` (and a rollback) if not."""
-    stored = (
-        await db.execute(
+    async with driver(db) as raw:
+        stored = await raw.fetchrow(
             _COMMIT,
-            {
-                "id": connection_id,
-                "signal": signal.value,
-                "batch_id": batch_id,
-                "adding": sum(part.count for part in chunks),
-                "cap": res.settings.backlog_cap_items,
-                "items": [part.items for part in chunks],
-                "counts": [part.count for part in chunks],
-                "oldest": [
-                    None if part.oldest is None else datetime.fromtimestamp(part.oldest, UTC)
-                    for part in chunks
-                ],
-            },
+            connection_id,
+            sum(part.count for part in chunks),
+            res.settings.backlog_cap_items,
+            signal.value,
+            batch_id,
+            [part.items for part in chunks],
+            [part.count for part in chunks],
+            [
+                None if part.oldest is None else datetime.fromtimestamp(part.oldest, UTC)
+                for part in chunks
+            ],
         )
-    ).one()
-    if stored.reserved is None:
+    assert stored is not None  # the statement's SELECT always gives one row
+    if stored["reserved"] is None:
         # The cap, checked under the backlog row's lock, had no room. `before` is only this
         # statement's snapshot of the count: a send committed meanwhile may not be in it, so
         # the refusal cannot depend on it (nothing was stored: a 202 here would lose the send).
         await db.rollback()
-        raise _backlog_full(res, int(stored.before or 0))
+        raise _backlog_full(res, int(stored["before"] or 0))
 
 
 def _check_backlog(res: Resources, pending: int, adding: int) -> None:
