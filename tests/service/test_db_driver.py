@@ -41,16 +41,22 @@ async def test_a_statement_joins_the_transaction_sqlalchemy_began(engine: AsyncE
     assert exists is False  # the rollback took the driver's insert with it
 
 
+async def _failing(engine: AsyncEngine, statement: str) -> DBAPIError:
+    """What running `statement` on the driver raises (it must fail)."""
+    async with engine.connect() as db:
+        with pytest.raises(DBAPIError) as failed:
+            async with driver(db) as raw:
+                await raw.execute(statement)
+    return failed.value
+
+
 async def test_a_refused_statement_is_sqlalchemys_error_and_keeps_the_connection(
     engine: AsyncEngine,
 ) -> None:
     first = await _backend(engine)
-    async with engine.connect() as db:
-        with pytest.raises(DBAPIError) as refused:
-            async with driver(db) as raw:
-                await raw.execute("SELECT 1 / 0")
-    assert isinstance(refused.value.orig, asyncpg.DivisionByZeroError)
-    assert not refused.value.connection_invalidated
+    refused = await _failing(engine, "SELECT 1 / 0")
+    assert isinstance(refused.orig, asyncpg.DivisionByZeroError)
+    assert not refused.connection_invalidated
     assert await _backend(engine) == first
 
 
@@ -58,9 +64,6 @@ async def test_a_lost_connection_is_invalidated_and_the_pool_opens_another(
     engine: AsyncEngine,
 ) -> None:
     first = await _backend(engine)
-    async with engine.connect() as db:
-        with pytest.raises(DBAPIError) as lost:
-            async with driver(db) as raw:
-                await raw.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-    assert lost.value.connection_invalidated
+    lost = await _failing(engine, "SELECT pg_terminate_backend(pg_backend_pid())")
+    assert lost.connection_invalidated
     assert await _backend(engine) != first  # a new connection, not the dead one again
