@@ -23,7 +23,7 @@ from arq.connections import RedisSettings
 from arq.cron import CronJob
 from sqlalchemy import delete, or_, select
 
-from service import credentials, heap, jobs, webhooks
+from service import credentials, jobs, webhooks
 from service.credentials import RefreshResult
 from service.dbcheck import check_database
 from service.delivery.drain import Outcome, drain
@@ -85,7 +85,6 @@ async def startup(ctx: dict[str, Any]) -> None:
         stack.push_async_callback(_cancel, beating)
         port = HealthPort(settings.worker_metrics_host, settings.worker_metrics_port, heartbeat)
         stack.callback(port.close)
-    heap.settle()
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
