@@ -37,10 +37,10 @@ async def test_a_delivery_doorbell_is_an_arq_job_queued_once_while_it_waits(
     redis: ArqRedis,
 ) -> None:
     connection_id = uuid.uuid4()
-    before = time.time() * 1000
+    before = time.time() * 1000 - 1  # arq's clock is whole milliseconds
     await jobs.ring_delivery(redis, connection_id, "logs", 2.5)
     await jobs.ring_delivery(redis, connection_id, "logs", 2.5)  # already queued: nothing new
-    after = time.time() * 1000
+    after = time.time() * 1000 + 1
 
     [(job_id, score)] = await _queued(redis)
     assert job_id == f"deliver:{connection_id}:logs"
