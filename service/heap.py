@@ -10,7 +10,7 @@ quarter of a 500-line log send's parse (bench/RESULTS.md, issue 11).
 Not for the worker: it allocates few containers per byte it holds (a drain's rows and request
 bodies are large `bytes`), so a count of allocations is a poor clock for its cycles; with this
 threshold, cycles holding request bodies piled up to 499 MiB during a 10 M point backlog's
-drain (161-311 MiB with Python's default).
+drain (233 MiB with Python's default).
 """
 
 from __future__ import annotations

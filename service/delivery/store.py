@@ -7,10 +7,9 @@ their own.
 
 The hot path (lease, rows, delivered, release) is one statement per step, each written once
 as SQL and run in autocommit on the driver: one round trip each instead of BEGIN, statement,
-COMMIT. Steps
-that change several tables (dead letters, splits, expiry) are one transaction each. Every
-delete from and insert into the outbox moves the connection's `backlogs` count by the same
-items, in the same statement or transaction.
+COMMIT. Steps that change several tables (dead letters, splits, expiry) are one transaction
+each. Every delete from and insert into the outbox moves the connection's `backlogs` count by
+the same items, in the same statement or transaction.
 """
 
 from __future__ import annotations
